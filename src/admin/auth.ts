@@ -1,0 +1,12 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+
+/**
+ * Compares a bearer token in constant time. Both sides are hashed first so
+ * that neither the length nor a prefix of the token leaks through timing.
+ */
+export function tokenMatches (header: string | undefined, token: string): boolean {
+  if (header === undefined || !header.startsWith('Bearer ')) return false
+  const given = createHash('sha256').update(header.slice(7)).digest()
+  const wanted = createHash('sha256').update(token).digest()
+  return timingSafeEqual(given, wanted)
+}

@@ -1,0 +1,108 @@
+import { registerRoutes } from './admin/routes.js'
+import { AdminServer } from './admin/server.js'
+import type { Config, PoolConfig } from './config/types.js'
+import { log } from './log.js'
+import { Metrics } from './metrics/registry.js'
+import { Pool } from './pool/pool.js'
+import { StaticMembers } from './pool/static.js'
+import type { Upstream } from './pool/upstream.js'
+import { Router } from './proxy/router.js'
+import { ProxyServer } from './proxy/server.js'
+
+/** What each kind of pool (static servers, processes, containers) provides to baton. */
+export interface PoolRuntime {
+  readonly pool: Pool
+  /** Every upstream it knows, serving or not, for status and metrics. */
+  readonly upstreams: Upstream[]
+  /** Resolves when the pool can take traffic (ready, or its start timeout passed). */
+  started (): Promise<void>
+  sync (config: PoolConfig, config2: Config): void
+  close (): Promise<void>
+}
+
+class StaticRuntime implements PoolRuntime {
+  readonly members: StaticMembers
+  constructor (readonly pool: Pool, metrics: Metrics, config: Config) {
+    this.members = new StaticMembers(pool, metrics, config.proxy)
+    this.members.sync(pool.config, config.proxy)
+  }
+
+  get upstreams (): Upstream[] { return this.members.upstreams }
+  async started (): Promise<void> { await this.members.settled(5_000) }
+  sync (config: PoolConfig, all: Config): void { this.pool.update(config); this.members.sync(config, all.proxy) }
+  async close (): Promise<void> { await this.members.close() }
+}
+
+export interface BatonAddresses {
+  listeners: Array<{ host: string, port: number }>
+  admin: { host: string, port: number }
+}
+
+/**
+ * The running proxy: pools, listeners and the admin API, wired from one
+ * Config. Start-up order follows SPEC §2: the admin API answers first, the
+ * listeners open once every pool can serve.
+ */
+export class Baton {
+  readonly metrics = new Metrics()
+  readonly pools = new Map<string, Pool>()
+  readonly runtimes = new Map<string, PoolRuntime>()
+  readonly admin: AdminServer
+  readonly proxy: ProxyServer
+  config: Config
+  private stopping: Promise<void> | undefined
+
+  constructor (config: Config) {
+    this.config = config
+    this.admin = new AdminServer(config.admin.token)
+    this.proxy = new ProxyServer({ router: new Router(config.routes), pools: this.pools }, config.proxy, this.metrics)
+    this.metrics.onCollect(() => this.collectGauges())
+    registerRoutes(this)
+  }
+
+  async start (): Promise<BatonAddresses> {
+    const admin = await this.admin.listen(this.config.admin.host, this.config.admin.port)
+    for (const pc of Object.values(this.config.pools)) this.addPool(pc)
+    await Promise.all([...this.runtimes.values()].map(async r => await r.started()))
+    const listeners = await this.proxy.listen(this.config.listen)
+    log('info', 'baton started', { listeners, admin, pools: [...this.pools.keys()] })
+    return { listeners, admin }
+  }
+
+  /** G6: stop accepting, let in-flight requests finish, stop the pools, close the admin API. */
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      log('info', 'baton stopping')
+      const grace = Math.max(1_000, ...Object.values(this.config.pools).map(p => p.rollout.drainTimeout))
+      await this.proxy.close(grace)
+      await Promise.all([...this.runtimes.values()].map(async r => await r.close()))
+      for (const p of this.pools.values()) p.close()
+      await this.admin.close()
+      log('info', 'baton stopped')
+    })()
+    await this.stopping
+  }
+
+  private addPool (pc: PoolConfig): void {
+    const pool = new Pool(pc)
+    this.pools.set(pc.name, pool)
+    if (pc.kind === 'static') {
+      this.runtimes.set(pc.name, new StaticRuntime(pool, this.metrics, this.config))
+    } else {
+      throw new Error(`pool ${pc.name}: ${pc.kind} pools are not supported yet`)
+    }
+  }
+
+  private collectGauges (): void {
+    this.metrics.inflight.reset()
+    this.metrics.instances.reset()
+    for (const r of this.runtimes.values()) {
+      let inflight = 0
+      for (const u of r.upstreams) {
+        inflight += u.inflight
+        this.metrics.instances.labels(r.pool.name, u.version, u.state).inc()
+      }
+      this.metrics.inflight.labels(r.pool.name).set(inflight)
+    }
+  }
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+import { existsSync } from 'node:fs'
+import { Command, CommanderError } from 'commander'
+import { Baton } from '../baton.js'
+import { ConfigError, formatProblem } from '../config/errors.js'
+import { isLoopback, loadConfigFile } from '../config/load.js'
+import { log } from '../log.js'
+
+/** `./baton.yaml`, else `config/baton.yaml` (SPEC §1). */
+function defaultConfigFile (): string {
+  return existsSync('baton.yaml') ? 'baton.yaml' : 'config/baton.yaml'
+}
+
+/** One clear line on stderr and a non-zero exit: never a stack trace. */
+function fail (message: string, code = 1): never {
+  process.stderr.write(`baton: ${message}\n`)
+  process.exit(code)
+}
+
+const program = new Command()
+program
+  .name('baton')
+  .description('Edge reverse proxy and load balancer with zero-downtime rolling upgrades')
+  .showHelpAfterError()
+  .exitOverride()
+
+program.command('check')
+  .description('validate a config file (like nginx -t): prints ok, or every error as FILE:LINE:COL key: message')
+  .option('-c, --config <file>', 'config file (default ./baton.yaml, else config/baton.yaml)')
+  .action((opts: { config?: string }) => {
+    const file = opts.config ?? defaultConfigFile()
+    try {
+      loadConfigFile(file)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      for (const p of err.problems) process.stdout.write(formatProblem(p) + '\n')
+      process.exit(1)
+    }
+    process.stdout.write('ok\n')
+  })
+
+program.command('start')
+  .description('run the proxy, the admin API and the orchestrator in the foreground')
+  .option('-c, --config <file>', 'config file (default ./baton.yaml, else config/baton.yaml)')
+  .action(async (opts: { config?: string }) => {
+    const file = opts.config ?? defaultConfigFile()
+    let config
+    try {
+      config = loadConfigFile(file)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      for (const p of err.problems) process.stderr.write(formatProblem(p) + '\n')
+      fail(`${file} has ${err.problems.length} error(s); nothing was started`)
+    }
+    if (!isLoopback(config.admin.host) && config.admin.token === undefined) {
+      fail('the admin API listens off loopback without admin.token; refusing to start')
+    }
+    const baton = new Baton(config)
+    let stopping = false
+    const stop = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      log('info', 'signal received', { signal })
+      baton.stop().then(() => process.exit(0), (err: Error) => {
+        log('error', 'stop failed', { error: err.message })
+        process.exit(1)
+      })
+    }
+    process.on('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGINT', () => stop('SIGINT'))
+    try {
+      await baton.start()
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      log('error', 'start failed', { error: e.message, code: e.code })
+      await baton.stop().catch(() => undefined)
+      fail(`could not start: ${e.message}`)
+    }
+  })
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode)
+  fail(err instanceof Error ? err.message : String(err))
+}

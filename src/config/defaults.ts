@@ -1,0 +1,62 @@
+/**
+ * Every default baton applies, in one place. The schema reads them from here
+ * so that the README, `baton check` and the code never disagree.
+ */
+export const DEFAULTS = {
+  /** Host a `listen:` entry binds when it names only a port. */
+  listenHost: '0.0.0.0',
+  /** Where the admin API listens when `admin.listen` is not given. */
+  adminListen: '127.0.0.1:9901',
+  proxy: {
+    timeouts: {
+      /** TCP connect to an upstream; a refused or slow connect is retried elsewhere. */
+      connect: 2_000,
+      /** A client must send its whole request head within this (slowloris cut: 408). */
+      headers: 30_000,
+      /** A client keep-alive connection with no request in flight is closed after this. */
+      idle: 60_000,
+      /** Upstream response headers, and each gap between body chunks, within this (else 504). */
+      upstream: 60_000
+    },
+    /** How many other instances a failed attempt may be retried on (G4). */
+    retries: 2,
+    /** Largest request head accepted from a client; larger gets 431. */
+    maxHeaderSize: 16_384,
+    /** Idle upstream sockets are closed after this: below Node's 5 s server keep-alive. */
+    upstreamKeepAlive: 4_000
+  },
+  pool: {
+    balance: 'least-request' as const,
+    version: 'v1'
+  },
+  readiness: {
+    path: '/ready',
+    interval: 250,
+    timeout: 1_000,
+    successThreshold: 1,
+    failureThreshold: 3,
+    startTimeout: 30_000
+  },
+  rollout: {
+    maxSurge: 1 as number | string,
+    maxUnavailable: 0 as number | string,
+    minReady: 1_000,
+    slowStart: 0,
+    drainTimeout: 30_000,
+    stopSignal: 'SIGTERM' as const,
+    stopTimeout: 10_000,
+    progressDeadline: 600_000,
+    onFailure: 'rollback' as const
+  },
+  /** Passive ejection of static servers (like nginx max_fails/fail_timeout). */
+  ejection: {
+    consecutiveFailures: 5,
+    duration: 10_000,
+    /** Never eject more than this share of a pool (Envoy's panic threshold). */
+    maxEjectedPercent: 50
+  },
+  docker: {
+    engines: ['unix:///var/run/docker.sock'],
+    init: true
+  }
+} as const

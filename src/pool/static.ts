@@ -1,0 +1,90 @@
+import { DEFAULTS } from '../config/defaults.js'
+import type { PoolConfig, ProxyConfig } from '../config/types.js'
+import { log } from '../log.js'
+import type { Metrics } from '../metrics/registry.js'
+import type { Pool } from './pool.js'
+import { Prober } from './prober.js'
+import { Upstream } from './upstream.js'
+
+/**
+ * Static servers (`servers:`): routed and health-checked, not managed. With a
+ * `readiness` block a server takes traffic only while its active check
+ * passes; without one it always does (passive ejection still applies).
+ */
+export class StaticMembers {
+  private readonly members = new Map<string, { upstream: Upstream, prober?: Prober }>()
+
+  constructor (
+    private readonly pool: Pool,
+    private readonly metrics: Metrics,
+    private proxy: ProxyConfig
+  ) {}
+
+  get upstreams (): Upstream[] { return [...this.members.values()].map(m => m.upstream) }
+
+  /** Adds new servers, removes dropped ones (drained), keeps the rest as they are. */
+  sync (config: PoolConfig, proxy: ProxyConfig = this.proxy): void {
+    const timeoutsChanged = proxy.timeouts.connect !== this.proxy.timeouts.connect ||
+      proxy.timeouts.upstream !== this.proxy.timeouts.upstream
+    this.proxy = proxy
+    const wanted = new Set(config.servers ?? [])
+    for (const [address, m] of this.members) {
+      if (!wanted.has(address) || timeoutsChanged) this.drop(address, m.upstream, m.prober)
+    }
+    for (const address of wanted) {
+      if (this.members.has(address)) continue
+      const sep = address.lastIndexOf(':')
+      const upstream = new Upstream({
+        id: `${config.name}/${address}`,
+        pool: config.name,
+        host: address.slice(0, sep).replace(/^\[|\]$/g, ''),
+        port: Number(address.slice(sep + 1)),
+        version: config.version,
+        revision: 1,
+        connectTimeout: proxy.timeouts.connect,
+        upstreamTimeout: proxy.timeouts.upstream,
+        keepAlive: DEFAULTS.proxy.upstreamKeepAlive,
+        metrics: this.metrics
+      })
+      let prober: Prober | undefined
+      if (config.readiness === undefined) {
+        this.pool.add(upstream, 0)
+      } else {
+        upstream.state = 'starting'
+        prober = new Prober(upstream.host, upstream.port, config.readiness, verdict => {
+          if (verdict === 'up') {
+            log('info', 'server healthy', { pool: config.name, upstream: address })
+            this.pool.add(upstream, 0)
+          } else {
+            log('warn', 'server unhealthy', { pool: config.name, upstream: address })
+            this.pool.remove(upstream)
+            upstream.state = 'failed'
+          }
+        })
+        prober.start()
+      }
+      this.members.set(address, { upstream, prober })
+    }
+  }
+
+  /** Resolves once every server has a first verdict, or after `ms`. */
+  async settled (ms: number): Promise<void> {
+    const until = Date.now() + ms
+    while (Date.now() < until) {
+      if ([...this.members.values()].every(m => m.prober === undefined || m.prober.current !== undefined)) return
+      await new Promise(resolve => setTimeout(resolve, 25))
+    }
+  }
+
+  async close (): Promise<void> {
+    for (const [address, m] of this.members) this.drop(address, m.upstream, m.prober)
+  }
+
+  private drop (address: string, upstream: Upstream, prober?: Prober): void {
+    prober?.stop()
+    this.pool.remove(upstream)
+    upstream.state = 'draining'
+    this.members.delete(address)
+    void upstream.close().then(() => { upstream.state = 'stopped' })
+  }
+}

@@ -1,0 +1,130 @@
+import type { Duplex } from 'node:stream'
+import { Pool as UndiciPool } from 'undici'
+import type { Metrics } from '../metrics/registry.js'
+
+export type InstanceState = 'starting' | 'ready' | 'serving' | 'draining' | 'stopped' | 'failed'
+
+export interface UpstreamOptions {
+  id: string
+  pool: string
+  host: string
+  port: number
+  version: string
+  revision: number
+  connectTimeout: number
+  upstreamTimeout: number
+  keepAlive: number
+  metrics: Metrics
+}
+
+/**
+ * One backend address and everything the hot path needs about it: its
+ * connection pool, in-flight count and pre-bound metric children. A static
+ * server and a managed instance are both an Upstream; the driver that runs an
+ * instance's process or container keeps its own record beside it.
+ */
+export class Upstream {
+  readonly id: string
+  readonly pool: string
+  readonly host: string
+  readonly port: number
+  readonly address: string
+  readonly origin: string
+  readonly version: string
+  readonly revision: number
+  readonly client: UndiciPool
+  readonly startedAt = new Date()
+
+  state: InstanceState = 'starting'
+  /** Requests and upgraded connections in flight to this upstream. */
+  inflight = 0
+  /** Requests answered (any status) over its life. */
+  requests = 0
+  /** Share of traffic while slow-starting: 0 < weight <= 1. */
+  weight = 1
+  /** Passive health: consecutive connect errors / 5xx, and ejection end (ms epoch). */
+  failures = 0
+  ejectedUntil = 0
+  /** Upgraded (WebSocket) client sockets, closed when a drain times out. */
+  readonly upgrades = new Set<Duplex>()
+
+  private idleWaiters: Array<() => void> = []
+  private readonly metrics: Metrics
+  private readonly byCode = new Map<number, { inc: () => void }>()
+  private readonly durationChild: { observe: (v: number) => void }
+
+  constructor (o: UpstreamOptions) {
+    this.id = o.id
+    this.pool = o.pool
+    this.host = o.host
+    this.port = o.port
+    this.address = `${o.host}:${o.port}`
+    this.origin = `http://${this.address}`
+    this.version = o.version
+    this.revision = o.revision
+    this.metrics = o.metrics
+    this.durationChild = o.metrics.duration.labels(o.pool, o.version)
+    this.client = new UndiciPool(this.origin, {
+      connect: { timeout: o.connectTimeout },
+      headersTimeout: o.upstreamTimeout,
+      bodyTimeout: o.upstreamTimeout,
+      // Below Node's default 5 s server keep-alive, so that baton closes an idle
+      // socket before the backend does and never writes into one being closed.
+      keepAliveTimeout: o.keepAlive,
+      keepAliveMaxTimeout: o.keepAlive,
+      keepAliveTimeoutThreshold: 1_000,
+      pipelining: 1
+    })
+  }
+
+  /** Called when a request or upgrade ends; wakes a drain that waits for zero. */
+  release (): void {
+    this.inflight--
+    if (this.inflight === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  /** Counts one finished response; the children are created once per code. */
+  observe (status: number, seconds: number): void {
+    this.requests++
+    let c = this.byCode.get(status)
+    if (c === undefined) {
+      c = this.metrics.requests.labels(this.pool, this.version, String(status))
+      this.byCode.set(status, c)
+    }
+    c.inc()
+    this.durationChild.observe(seconds)
+  }
+
+  /** Resolves when nothing is in flight, or after `timeoutMs`; true if it drained. */
+  async waitIdle (timeoutMs: number): Promise<boolean> {
+    if (this.inflight === 0) return true
+    return await new Promise<boolean>(resolve => {
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter(w => w !== done)
+        resolve(false)
+      }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); resolve(true) }
+      this.idleWaiters.push(done)
+    })
+  }
+
+  /** Closes upgraded connections still open (drain timeout reached). */
+  closeUpgrades (): void {
+    for (const s of this.upgrades) s.destroy()
+    this.upgrades.clear()
+  }
+
+  /** Closes idle keep-alive sockets and lets busy ones finish their request. */
+  async close (): Promise<void> {
+    await this.client.close().catch(() => undefined)
+  }
+
+  /** Cuts every socket at once (after a drain timeout, or on shutdown). */
+  async destroy (): Promise<void> {
+    await this.client.destroy().catch(() => undefined)
+  }
+}

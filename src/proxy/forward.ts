@@ -1,0 +1,146 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Dispatcher } from 'undici'
+import type { Metrics } from '../metrics/registry.js'
+import type { Pool } from '../pool/pool.js'
+import type { Upstream } from '../pool/upstream.js'
+import { classify, IDEMPOTENT, type UpstreamErrorKind } from './errors.js'
+import { responseHeaders, type RequestHead } from './headers.js'
+
+export interface ForwardContext {
+  metrics: Metrics
+  retries: number
+}
+
+/**
+ * One client request on its way through an upstream, and the undici handler
+ * for it (the callback API, so that no promise or stream is made per request).
+ * An attempt that fails before any response byte is retried on another
+ * instance when G4 allows: any method if the request was never written, an
+ * idempotent one without a body otherwise.
+ */
+export class Exchange implements Dispatcher.DispatchHandler {
+  private upstream: Upstream
+  private attempts = 0
+  private connected = false
+  private headersSent = false
+  private done = false
+  private status = 0
+  private abortUpstream: ((err?: Error) => void) | undefined
+  private resume: (() => void) | undefined
+  private readonly started = performance.now()
+  private readonly opts: Dispatcher.DispatchOptions
+
+  constructor (
+    private readonly ctx: ForwardContext,
+    private readonly pool: Pool,
+    upstream: Upstream,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    head: RequestHead
+  ) {
+    this.upstream = upstream
+    this.opts = {
+      path: req.url as string,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: head.headers,
+      body: head.hasBody ? req : null
+    }
+    res.once('close', this.onClientClose)
+  }
+
+  start (): void {
+    this.upstream.inflight++
+    this.upstream.client.dispatch(this.opts, this)
+  }
+
+  onConnect (abort: (err?: Error) => void): void {
+    this.abortUpstream = abort
+    this.connected = true
+    if (this.done) abort()
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true // 1xx informational: not forwarded
+    this.status = statusCode
+    this.resume = resume
+    this.headersSent = true
+    this.res.writeHead(statusCode, responseHeaders(rawHeaders))
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    const ok = this.res.write(chunk)
+    if (!ok) this.res.once('drain', this.onDrain)
+    return ok
+  }
+
+  onComplete (): void {
+    this.res.end()
+    if (this.status >= 500) this.pool.recordFailure(this.upstream)
+    else this.pool.recordSuccess(this.upstream)
+    this.finish(this.status)
+  }
+
+  onError (err: Error): void {
+    if (this.done) return
+    const kind = classify(err)
+    if (kind === 'aborted' && this.res.destroyed) return // the client left: finish() ran already
+    this.ctx.metrics.upstreamErrors.labels(this.pool.name, kind).inc()
+    if (kind === 'refused' || kind === 'connect_timeout' || kind === 'reset') this.pool.recordFailure(this.upstream)
+    if (this.headersSent) {
+      // Part of the response is out: the only honest signal left is to cut it.
+      this.res.destroy(err)
+      this.finish(this.status)
+      return
+    }
+    if (this.retriable(kind)) {
+      const next = this.pool.pick(this.upstream)
+      if (next !== undefined) {
+        this.ctx.metrics.retries.labels(this.pool.name).inc()
+        this.attempts++
+        this.upstream.release()
+        this.upstream = next
+        this.connected = false
+        this.abortUpstream = undefined
+        this.start()
+        return
+      }
+    }
+    const status = kind === 'timeout' ? 504 : 502
+    this.reply(status, kind)
+  }
+
+  private retriable (kind: UpstreamErrorKind): boolean {
+    if (this.attempts >= this.ctx.retries || this.res.destroyed) return false
+    if (!this.connected) return kind !== 'timeout' && kind !== 'body_timeout' && kind !== 'aborted'
+    return kind === 'reset' && this.opts.body === null && IDEMPOTENT.has(this.opts.method)
+  }
+
+  private reply (status: number, kind: string): void {
+    const body = status === 504
+      ? 'baton: the upstream did not answer in time\n'
+      : `baton: the upstream failed (${kind})\n`
+    if (!this.res.headersSent && !this.res.destroyed) {
+      this.res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+      this.res.end(body)
+    }
+    this.finish(status)
+  }
+
+  private finish (status: number): void {
+    if (this.done) return
+    this.done = true
+    this.upstream.release()
+    this.upstream.observe(status, (performance.now() - this.started) / 1000)
+  }
+
+  private readonly onDrain = (): void => { this.resume?.() }
+
+  /** The client closed before the response finished: stop the upstream work too. */
+  private readonly onClientClose = (): void => {
+    if (this.done) return
+    if (this.res.writableFinished) return
+    this.abortUpstream?.()
+    this.finish(499)
+  }
+}

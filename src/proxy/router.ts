@@ -1,0 +1,65 @@
+import type { RouteConfig } from '../config/types.js'
+
+export interface CompiledRoute {
+  pool: string
+  matches (host: string, path: string): boolean
+}
+
+/**
+ * Routes compiled once per config: the hot path calls `route` with the raw
+ * Host header and URL and gets a pool name, or undefined (404).
+ */
+export class Router {
+  private readonly routes: CompiledRoute[]
+
+  constructor (routes: RouteConfig[]) {
+    this.routes = routes.map(compile)
+  }
+
+  route (hostHeader: string | undefined, url: string): string | undefined {
+    const host = normaliseHost(hostHeader)
+    const path = pathOf(url)
+    for (let i = 0; i < this.routes.length; i++) {
+      if (this.routes[i].matches(host, path)) return this.routes[i].pool
+    }
+    return undefined
+  }
+}
+
+/** Host without its `:port`, lower-cased; IPv6 literals keep their brackets. */
+export function normaliseHost (h: string | undefined): string {
+  if (h === undefined || h === '') return ''
+  let end = h.length
+  if (h.charCodeAt(0) === 91 /* [ */) {
+    end = h.indexOf(']') + 1
+    if (end === 0) end = h.length
+  } else {
+    const colon = h.lastIndexOf(':')
+    if (colon !== -1) end = colon
+  }
+  return h.slice(0, end).toLowerCase()
+}
+
+function pathOf (url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+function compile (r: RouteConfig): CompiledRoute {
+  const hostMatch = r.host === undefined
+    ? undefined
+    : r.host.startsWith('*.')
+      ? ((suffix: string) => (h: string) => h.length > suffix.length && h.endsWith(suffix))(r.host.slice(1))
+      : ((exact: string) => (h: string) => h === exact)(r.host)
+  const prefix = r.pathPrefix ?? '/'
+  // Whole segments: `/v1` matches `/v1` and `/v1/x` but not `/v10`.
+  const bare = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+  const pathMatch = bare === ''
+    ? undefined
+    : (p: string) => p.startsWith(bare) && (p.length === bare.length || p.charCodeAt(bare.length) === 47 /* / */)
+  return {
+    pool: r.pool,
+    matches: (host, path) =>
+      (hostMatch === undefined || hostMatch(host)) && (pathMatch === undefined || pathMatch(path))
+  }
+}
