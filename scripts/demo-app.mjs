@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// The demo app that config/baton.yaml runs three of. It behaves like a real
+// app behind baton: it takes about a second to get ready, answers on /, has a
+// slow endpoint and a WebSocket echo, and shuts down gracefully on SIGTERM.
+//   PORT          port to listen on (baton passes {port})
+//   APP_VERSION   shown in every answer and in the x-app-version header
+//   READY_DELAY   ms before /ready answers 200 (default 1000)
+//   CRASH_AFTER   ms after start to exit(1) (to try a failing version)
+//   NEVER_READY=1 /ready never answers 200 (to try a rollback)
+import http from 'node:http'
+import { WebSocketServer } from 'ws'
+
+const port = Number(process.env.PORT ?? 3000)
+const version = process.env.APP_VERSION ?? 'dev'
+const readyDelay = Number(process.env.READY_DELAY ?? 1000)
+const startedAt = Date.now()
+let ready = false
+if (process.env.NEVER_READY !== '1') setTimeout(() => { ready = true }, readyDelay)
+if (process.env.CRASH_AFTER !== undefined) setTimeout(() => process.exit(1), Number(process.env.CRASH_AFTER))
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url ?? '/', 'http://localhost')
+  res.setHeader('x-app-version', version)
+  if (url.pathname === '/ready') {
+    res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'starting\n')
+    return
+  }
+  if (url.pathname === '/slow') {
+    const ms = Math.min(Number(url.searchParams.get('ms') ?? 2000), 60_000)
+    const timer = setTimeout(() => res.end(`slow answer after ${ms} ms from ${version}\n`), ms)
+    res.on('close', () => clearTimeout(timer))
+    return
+  }
+  let size = 0
+  req.on('data', chunk => { size += chunk.length })
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ app: 'baton-demo', version, pid: process.pid, port, path: url.pathname, method: req.method, size, uptimeMs: Date.now() - startedAt }) + '\n')
+  })
+})
+
+const wss = new WebSocketServer({ server })
+wss.on('connection', ws => {
+  ws.send(`hello from ${version}`)
+  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+})
+
+server.listen(port, '127.0.0.1')
+
+// Graceful stop: stop accepting, let in-flight requests finish, close idle
+// keep-alive sockets, then exit. WebSockets are closed with 1001 (going away).
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0))
+  server.closeIdleConnections()
+  for (const ws of wss.clients) ws.close(1001, 'server going away')
+  setInterval(() => server.closeIdleConnections(), 100).unref()
+})
