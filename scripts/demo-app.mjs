@@ -7,6 +7,7 @@
 //   READY_DELAY   ms before /ready answers 200 (default 1000)
 //   CRASH_AFTER   ms after start to exit(1) (to try a failing version)
 //   NEVER_READY=1 /ready never answers 200 (to try a rollback)
+//   EXIT_ON_TERM=now  exit at once on SIGTERM (an app that does nothing special)
 import http from 'node:http'
 import { WebSocketServer } from 'ws'
 
@@ -50,6 +51,7 @@ server.listen(port, '127.0.0.1')
 // Graceful stop: stop accepting, let in-flight requests finish, close idle
 // keep-alive sockets, then exit. WebSockets are closed with 1001 (going away).
 process.on('SIGTERM', () => {
+  if (process.env.EXIT_ON_TERM === 'now') process.exit(0)
   server.close(() => process.exit(0))
   server.closeIdleConnections()
   for (const ws of wss.clients) ws.close(1001, 'server going away')

@@ -1,13 +1,18 @@
 import { registerRoutes } from './admin/routes.js'
 import { AdminServer } from './admin/server.js'
+import { EventEmitter } from 'node:events'
 import type { Config, PoolConfig } from './config/types.js'
+import { ProcessDriver } from './driver/process.js'
 import { log } from './log.js'
 import { Metrics } from './metrics/registry.js'
+import { ManagedPool, type PoolEvent } from './pool/managed.js'
 import { Pool } from './pool/pool.js'
+import { StateFile } from './pool/state-file.js'
 import { StaticMembers } from './pool/static.js'
 import type { Upstream } from './pool/upstream.js'
 import { Router } from './proxy/router.js'
 import { ProxyServer } from './proxy/server.js'
+import type { Rollout } from './rollout/rollout.js'
 
 /** What each kind of pool (static servers, processes, containers) provides to baton. */
 export interface PoolRuntime {
@@ -16,8 +21,17 @@ export interface PoolRuntime {
   readonly upstreams: Upstream[]
   /** Resolves when the pool can take traffic (ready, or its start timeout passed). */
   started (): Promise<void>
-  sync (config: PoolConfig, config2: Config): void
+  sync (config: PoolConfig, all: Config): void
   close (): Promise<void>
+}
+
+class ManagedRuntime implements PoolRuntime {
+  constructor (readonly managed: ManagedPool) {}
+  get pool (): Pool { return this.managed.pool }
+  get upstreams (): Upstream[] { return this.managed.upstreams }
+  async started (): Promise<void> { await this.managed.started() }
+  sync (config: PoolConfig): void { this.managed.update(config) }
+  async close (): Promise<void> { await this.managed.close() }
 }
 
 class StaticRuntime implements PoolRuntime {
@@ -47,6 +61,11 @@ export class Baton {
   readonly metrics = new Metrics()
   readonly pools = new Map<string, Pool>()
   readonly runtimes = new Map<string, PoolRuntime>()
+  readonly managed = new Map<string, ManagedPool>()
+  readonly rollouts = new Map<string, Rollout>()
+  /** Instance state changes and rollout progress, for GET /v1/events. */
+  readonly events = new EventEmitter()
+  readonly stateFile: StateFile
   readonly admin: AdminServer
   readonly proxy: ProxyServer
   config: Config
@@ -54,6 +73,8 @@ export class Baton {
 
   constructor (config: Config) {
     this.config = config
+    this.stateFile = new StateFile(config.file)
+    this.events.setMaxListeners(0)
     this.admin = new AdminServer(config.admin.token)
     this.proxy = new ProxyServer({ router: new Router(config.routes), pools: this.pools }, config.proxy, this.metrics)
     this.metrics.onCollect(() => this.collectGauges())
@@ -62,6 +83,7 @@ export class Baton {
 
   async start (): Promise<BatonAddresses> {
     const admin = await this.admin.listen(this.config.admin.host, this.config.admin.port)
+    await this.stateFile.stopLeftovers()
     for (const pc of Object.values(this.config.pools)) this.addPool(pc)
     await Promise.all([...this.runtimes.values()].map(async r => await r.started()))
     const listeners = await this.proxy.listen(this.config.listen)
@@ -88,9 +110,35 @@ export class Baton {
     this.pools.set(pc.name, pool)
     if (pc.kind === 'static') {
       this.runtimes.set(pc.name, new StaticRuntime(pool, this.metrics, this.config))
+    } else if (pc.kind === 'process') {
+      const ports = pc.process!.ports
+      const managed = new ManagedPool({
+        pool,
+        driver: new ProcessDriver(pc.name, process.cwd(), ports),
+        metrics: this.metrics,
+        config: this.config,
+        emit: e => this.publish(e),
+        onInstances: () => this.saveState()
+      })
+      this.managed.set(pc.name, managed)
+      this.runtimes.set(pc.name, new ManagedRuntime(managed))
     } else {
       throw new Error(`pool ${pc.name}: ${pc.kind} pools are not supported yet`)
     }
+  }
+
+  private publish (e: PoolEvent): void {
+    if (e.type === 'rollout') {
+      const r = this.managed.get(e.pool)?.rollout
+      if (r !== undefined) this.rollouts.set(r.id, r)
+    }
+    this.events.emit('event', e)
+  }
+
+  private saveState (): void {
+    const entries = [...this.managed.values()].flatMap(m => m.instances.flatMap(i =>
+      i.pid === null || i.upstream === undefined ? [] : [{ pool: m.pool.name, id: i.id, pid: i.pid, port: i.upstream.port, version: i.version }]))
+    this.stateFile.write(entries)
   }
 
   private collectGauges (): void {

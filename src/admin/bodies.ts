@@ -1,0 +1,27 @@
+import { z } from 'zod'
+import { envSchema, rolloutSchema } from '../config/schema.js'
+import { AdminError } from './server.js'
+
+/** Admin request bodies, validated with the same schema pieces as the config. */
+export const rolloutBody = z.strictObject({
+  version: z.union([z.string().min(1), z.number()]).transform(String).optional(),
+  env: envSchema.optional(),
+  command: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
+  image: z.string().min(1).optional(),
+  strategy: rolloutSchema.partial().optional()
+})
+
+export type RolloutBody = z.output<typeof rolloutBody>
+
+/** Parses a body or throws a 400 that names the first bad field. */
+export function parseBody<T extends z.ZodType> (schema: T, body: unknown): z.output<T> {
+  const r = schema.safeParse(body)
+  if (r.success) return r.data
+  const issue = r.error.issues[0]
+  const path = issue.path.map(String).join('.')
+  const where = issue.code === 'unrecognized_keys'
+    ? [path, issue.keys[0]].filter(s => s !== '').join('.')
+    : path
+  const message = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message
+  throw new AdminError(400, where === '' ? `bad request body: ${message}` : `bad request body: ${where}: ${message}`)
+}

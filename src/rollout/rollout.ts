@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto'
+import type { RolloutSpec } from '../config/types.js'
+import type { Revision } from '../driver/types.js'
+
+export type RolloutStatus = 'running' | 'paused' | 'succeeded' | 'failed' | 'rolled_back' | 'aborted'
+
+/** The strategy of one rollout: the pool's, with the request's overrides, counts resolved. */
+export interface Strategy extends RolloutSpec {
+  surge: number
+  unavailable: number
+}
+
+export interface RolloutEvent { at: string, message: string }
+
+/**
+ * The record of one rollout and the few transitions it can make. It decides
+ * nothing about instances: the pool's controller converges on `targetRevision`
+ * and tells the rollout what happened. Read top to bottom:
+ *
+ *   running ──converged──▶ succeeded
+ *      │ a new instance failed / progressDeadline passed
+ *      ├─ onFailure: rollback ─▶ rolling back ──converged──▶ rolled_back
+ *      └─ onFailure: pause ────▶ paused (resume: forward again; abort: roll back)
+ *   abort (any time) ─▶ rolling back ──converged──▶ aborted
+ *   rolling back and the old revision cannot be restored ─▶ failed
+ */
+export class Rollout {
+  readonly id: string
+  status: RolloutStatus = 'running'
+  /** forward: towards `to`; back: restoring `from`. */
+  direction: 'forward' | 'back' = 'forward'
+  error: string | null = null
+  readonly events: RolloutEvent[] = []
+  readonly startedAt = new Date()
+  finishedAt: Date | null = null
+  updated = 0
+  private aborted = false
+  private pausedFrom: RolloutStatus | undefined
+  private readonly listeners = new Set<(r: Rollout, e: RolloutEvent) => void>()
+
+  constructor (
+    readonly pool: string,
+    readonly from: Revision,
+    readonly to: Revision,
+    readonly strategy: Strategy,
+    readonly total: number
+  ) {
+    this.id = `${pool}-${to.number}-${randomBytes(3).toString('hex')}`
+    this.note(`rollout of ${pool} from revision ${from.number} (${from.version}) to ${to.number} (${to.version}) started`)
+  }
+
+  get active (): boolean { return this.status === 'running' || this.status === 'paused' }
+
+  /** The revision the pool should converge on right now. */
+  get targetRevision (): Revision { return this.direction === 'forward' ? this.to : this.from }
+
+  /** A new instance failed, or the deadline passed, while going forward. */
+  fail (reason: string): void {
+    if (!this.active || this.direction === 'back') return
+    this.error = reason
+    this.note(`failed: ${reason}`)
+    if (this.strategy.onFailure === 'rollback') {
+      this.direction = 'back'
+      this.status = 'running'
+      this.note(`rolling back to revision ${this.from.number} (${this.from.version})`)
+    } else {
+      this.status = 'paused'
+      this.note('paused (onFailure: pause): resume to retry, abort to roll back')
+    }
+  }
+
+  /** Restoring the old revision failed too: nothing more can be done automatically. */
+  giveUp (reason: string): void {
+    if (!this.active) return
+    this.error = this.error === null ? reason : `${this.error}; then ${reason}`
+    this.finish('failed', `failed while rolling back: ${reason}`)
+  }
+
+  pause (): void {
+    if (this.status !== 'running') return
+    this.pausedFrom = this.status
+    this.status = 'paused'
+    this.note('paused')
+  }
+
+  resume (): void {
+    if (this.status !== 'paused') return
+    this.status = this.pausedFrom ?? 'running'
+    this.note('resumed')
+  }
+
+  abort (): void {
+    if (!this.active) return
+    this.aborted = true
+    this.direction = 'back'
+    this.status = 'running'
+    this.note(`aborted: rolling back to revision ${this.from.number} (${this.from.version})`)
+  }
+
+  /** The pool reached the target revision at full size. */
+  converged (): void {
+    if (this.status !== 'running') return
+    if (this.direction === 'forward') this.finish('succeeded', 'succeeded')
+    else this.finish(this.aborted ? 'aborted' : 'rolled_back', this.aborted ? 'aborted; the old revision serves at full size' : 'rolled back; the old revision serves at full size')
+  }
+
+  note (message: string): void {
+    const e = { at: new Date().toISOString(), message }
+    this.events.push(e)
+    if (this.events.length > 500) this.events.splice(0, this.events.length - 500)
+    for (const l of this.listeners) l(this, e)
+  }
+
+  subscribe (fn: (r: Rollout, e: RolloutEvent) => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
+
+  view (): Record<string, unknown> {
+    return {
+      id: this.id,
+      pool: this.pool,
+      fromRevision: this.from.number,
+      toRevision: this.to.number,
+      fromVersion: this.from.version,
+      toVersion: this.to.version,
+      status: this.status,
+      direction: this.direction,
+      updated: this.updated,
+      total: this.total,
+      startedAt: this.startedAt.toISOString(),
+      finishedAt: this.finishedAt?.toISOString() ?? null,
+      error: this.error,
+      events: this.events
+    }
+  }
+
+  private finish (status: RolloutStatus, message: string): void {
+    this.status = status
+    this.finishedAt = new Date()
+    this.note(message)
+  }
+}

@@ -1,0 +1,81 @@
+/** Config and admin helpers for tests of managed pools of scripts/demo-app.mjs. */
+
+export interface DemoPoolOptions {
+  size?: number
+  env?: Record<string, string>
+  readyDelayMs?: number
+  rollout?: Record<string, unknown>
+  readiness?: Record<string, unknown>
+}
+
+/** A port range of 60 at a random place in 30000-39999 (the allocator skips busy ports). */
+export function randomPortRange (): string {
+  const base = 30000 + Math.floor(Math.random() * 165) * 60
+  return `${base}-${base + 59}`
+}
+
+export function demoConfig (o: DemoPoolOptions = {}): Record<string, unknown> {
+  return {
+    listen: [{ port: 0, host: '127.0.0.1' }],
+    admin: { listen: '127.0.0.1:0' },
+    proxy: { retries: 2 },
+    pools: {
+      web: {
+        size: o.size ?? 4,
+        version: 'v1',
+        process: {
+          command: 'node scripts/demo-app.mjs',
+          env: { PORT: '{port}', APP_VERSION: '{version}', READY_DELAY: String(o.readyDelayMs ?? 300), ...o.env },
+          ports: randomPortRange()
+        },
+        readiness: { path: '/ready', interval: '100ms', timeout: '1s', startTimeout: '10s', ...o.readiness },
+        rollout: { maxSurge: 1, maxUnavailable: 0, minReady: '500ms', drainTimeout: '10s', stopTimeout: '3s', ...o.rollout }
+      }
+    }
+  }
+}
+
+export async function adminJson (adminUrl: string, path: string, init: { method?: string, body?: unknown } = {}): Promise<{ status: number, body: any }> {
+  const res = await fetch(adminUrl + path, {
+    method: init.method ?? 'GET',
+    headers: init.body === undefined ? {} : { 'content-type': 'application/json' },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body)
+  })
+  return { status: res.status, body: await res.json() }
+}
+
+export async function startRollout (adminUrl: string, body: Record<string, unknown>, pool = 'web'): Promise<any> {
+  const r = await adminJson(adminUrl, `/v1/pools/${pool}/rollouts`, { method: 'POST', body })
+  if (r.status !== 202) throw new Error(`rollout refused: ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body
+}
+
+/** Polls the rollout until it leaves running/paused (bounded). */
+export async function waitRollout (adminUrl: string, id: string, timeoutMs = 90_000): Promise<any> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const r = await adminJson(adminUrl, `/v1/rollouts/${id}`)
+    if (r.body.status !== 'running' && !(r.body.status === 'paused' && r.body.error === null)) return r.body
+    if (Date.now() > until) throw new Error(`rollout ${id} still ${String(r.body.status)} after ${timeoutMs} ms: ${JSON.stringify(r.body.events)}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+export async function getPool (adminUrl: string, pool = 'web'): Promise<any> {
+  return (await adminJson(adminUrl, `/v1/pools/${pool}`)).body
+}
+
+/** Polls the pool until `pred` holds (bounded). */
+export async function waitPool (adminUrl: string, pred: (p: any) => boolean, timeoutMs = 30_000, pool = 'web'): Promise<any> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const p = await getPool(adminUrl, pool)
+    if (pred(p)) return p
+    if (Date.now() > until) throw new Error(`pool never reached the wanted state: ${JSON.stringify(p)}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+export function isAlive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
