@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+
 /** Config and admin helpers for tests of managed pools of scripts/demo-app.mjs. */
 
 export interface DemoPoolOptions {
@@ -76,6 +78,12 @@ export async function waitPool (adminUrl: string, pred: (p: any) => boolean, tim
   }
 }
 
+/** True while the process runs; a zombie (dead, not yet reaped by init) counts as gone. */
 export function isAlive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch { return false }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return false
+  }
 }
