@@ -1,6 +1,8 @@
 import { registerRoutes } from './admin/routes.js'
 import { AdminServer } from './admin/server.js'
 import { EventEmitter } from 'node:events'
+import { diffConfig } from './config/diff.js'
+import { loadConfigFile } from './config/load.js'
 import type { Config, PoolConfig } from './config/types.js'
 import { ProcessDriver } from './driver/process.js'
 import { log } from './log.js'
@@ -26,11 +28,14 @@ export interface PoolRuntime {
 }
 
 class ManagedRuntime implements PoolRuntime {
-  constructor (readonly managed: ManagedPool) {}
+  constructor (readonly managed: ManagedPool, private readonly driver: ProcessDriver) {}
   get pool (): Pool { return this.managed.pool }
   get upstreams (): Upstream[] { return this.managed.upstreams }
   async started (): Promise<void> { await this.managed.started() }
-  sync (config: PoolConfig): void { this.managed.update(config) }
+  sync (config: PoolConfig, all: Config): void {
+    if (config.process !== undefined) this.driver.setPortRange(config.process.ports.from, config.process.ports.to)
+    this.managed.update(config, all)
+  }
   async close (): Promise<void> { await this.managed.close() }
 }
 
@@ -105,23 +110,93 @@ export class Baton {
     await this.stopping
   }
 
+  /**
+   * Re-reads the config file and applies it as a diff, in place (SPEC §3):
+   * a bad file is refused whole (ConfigError) and the old config keeps
+   * running. No listener, connection or instance is replaced but those the
+   * change is about.
+   */
+  async reload (): Promise<{ changes: string[], rollouts: string[] }> {
+    const next = loadConfigFile(this.config.file)
+    const d = diffConfig(this.config, next)
+    const changes: string[] = []
+    const rollouts: string[] = []
+    const prev = this.config
+    this.config = next
+    this.admin.token = next.admin.token
+    if (d.adminListen) changes.push('admin.listen changed: it applies at the next start')
+    if (d.proxy) { this.proxy.configure(next.proxy); changes.push('proxy timeouts and retries applied') }
+
+    // New pools first, so that new routes never point at a missing pool.
+    for (const name of d.added) {
+      this.addPool(next.pools[name])
+      void this.runtimes.get(name)?.started()
+      changes.push(`pool ${name} added`)
+    }
+    for (const c of d.changed) {
+      const pc = next.pools[c.name]
+      if (c.replace) {
+        const old = this.runtimes.get(c.name)
+        this.addPool(pc)
+        void this.runtimes.get(c.name)?.started()
+        void old?.close()
+        changes.push(`pool ${c.name} replaced (${prev.pools[c.name].kind} → ${pc.kind})`)
+        continue
+      }
+      const managed = this.managed.get(c.name)
+      if (managed !== undefined && c.rollout) {
+        if (managed.rollout?.active === true) {
+          managed.update(pc, next)
+          changes.push(`pool ${c.name}: a rollout is running, so the new spec was not rolled out (run the reload again after it ends)`)
+          continue
+        }
+        this.runtimes.get(c.name)?.sync(pc, next)
+        const r = managed.rolloutConfig(pc)
+        this.rollouts.set(r.id, r)
+        rollouts.push(r.id)
+        changes.push(`pool ${c.name}: rollout ${r.id} to ${pc.version} started`)
+      } else {
+        this.runtimes.get(c.name)?.sync(pc, next)
+        changes.push(`pool ${c.name} updated in place`)
+      }
+    }
+    if (d.routes || d.added.length > 0 || d.removed.length > 0) {
+      this.proxy.table = { router: new Router(next.routes), pools: this.pools }
+      if (d.routes) changes.push('routes applied')
+    }
+    if (d.listeners) {
+      await this.proxy.listen(next.listen)
+      changes.push('listeners applied')
+    }
+    for (const name of d.removed) {
+      const runtime = this.runtimes.get(name)
+      this.runtimes.delete(name)
+      this.managed.delete(name)
+      this.pools.delete(name)
+      void runtime?.close().then(() => runtime.pool.close())
+      changes.push(`pool ${name} removed: draining and stopping`)
+    }
+    log('info', 'config reloaded', { changes, rollouts })
+    return { changes, rollouts }
+  }
+
   private addPool (pc: PoolConfig): void {
     const pool = new Pool(pc)
     this.pools.set(pc.name, pool)
     if (pc.kind === 'static') {
       this.runtimes.set(pc.name, new StaticRuntime(pool, this.metrics, this.config))
     } else if (pc.kind === 'process') {
-      const ports = pc.process!.ports
+      const driver = new ProcessDriver(pc.name, process.cwd(), pc.process!.ports)
       const managed = new ManagedPool({
         pool,
-        driver: new ProcessDriver(pc.name, process.cwd(), ports),
+        driver,
         metrics: this.metrics,
         config: this.config,
         emit: e => this.publish(e),
         onInstances: () => this.saveState()
       })
       this.managed.set(pc.name, managed)
-      this.runtimes.set(pc.name, new ManagedRuntime(managed))
+      this.runtimes.set(pc.name, new ManagedRuntime(managed, driver))
     } else {
       throw new Error(`pool ${pc.name}: ${pc.kind} pools are not supported yet`)
     }

@@ -1,10 +1,11 @@
 import type { ServerResponse } from 'node:http'
 import type { Baton } from '../baton.js'
+import { ConfigError, formatProblem } from '../config/errors.js'
 import type { Instance } from '../pool/instance.js'
 import type { PoolEvent } from '../pool/managed.js'
 import type { Upstream } from '../pool/upstream.js'
 import { parseBody, rolloutBody } from './bodies.js'
-import { AdminError, readJson } from './server.js'
+import { AdminError, readJson, sendJson } from './server.js'
 
 function upstreamView (u: Upstream, pid: number | null = null): Record<string, unknown> {
   return {
@@ -114,6 +115,17 @@ export function registerRoutes (baton: Baton): void {
       return r.view()
     })
   }
+  admin.on('POST', '/v1/reload', async (_req, res) => {
+    try {
+      sendJson(res, 200, await baton.reload())
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      sendJson(res, 400, {
+        error: `the new config is invalid (${err.problems.length} error(s)); nothing was changed`,
+        problems: err.problems.map(formatProblem)
+      })
+    }
+  }, true)
   admin.on('GET', '/v1/events', (req, res) => streamEvents(baton, req.socket.setTimeout.bind(req.socket), res), true)
 }
 

@@ -82,9 +82,10 @@ export class ManagedPool {
     await this.waitFor(() => this.servingCount() >= this.config.size, limit)
   }
 
-  /** Applies a reloaded pool config; returns true when a rollout is needed (spec or version changed). */
-  update (config: PoolConfig): void {
+  /** Applies a reloaded pool config in place: size, readiness, strategy, balancing. */
+  update (config: PoolConfig, all?: Config): void {
     this.config = config
+    if (all !== undefined) this.deps.config = all
     this.pool.update(config)
     this.reconcile()
   }
@@ -94,20 +95,28 @@ export class ManagedPool {
   /** Starts a rollout to a new revision made from the current one and `change`. */
   startRollout (change: { version?: string, env?: Record<string, string>, command?: string | string[], image?: string }, strategy: Partial<Strategy> = {}): Rollout {
     const from = this.target
-    const next: Revision = {
-      number: Math.max(...this.revisions.map(r => r.number)) + 1,
+    return this.beginRollout(from, this.newRevision({
       version: change.version ?? from.version,
       process: from.process === undefined
         ? undefined
         : { ...from.process, command: change.command ?? from.process.command, env: { ...from.process.env, ...change.env } },
       docker: from.docker === undefined
         ? undefined
-        : { ...from.docker, image: change.image ?? from.docker.image, env: { ...from.docker.env, ...change.env } },
-      createdAt: new Date().toISOString()
-    }
+        : { ...from.docker, image: change.image ?? from.docker.image, env: { ...from.docker.env, ...change.env } }
+    }), strategy)
+  }
+
+  /** Rolls out the process or container spec of a reloaded config, as it stands. */
+  rolloutConfig (config: PoolConfig): Rollout {
+    this.update(config)
+    return this.beginRollout(this.target, this.newRevision({ version: config.version, process: config.process, docker: config.docker }), {})
+  }
+
+  private newRevision (spec: Pick<Revision, 'version' | 'process' | 'docker'>): Revision {
+    const next: Revision = { number: Math.max(...this.revisions.map(r => r.number)) + 1, ...spec, createdAt: new Date().toISOString() }
     this.revisions.push(next)
     if (this.revisions.length > REVISIONS_KEPT) this.revisions.splice(0, this.revisions.length - REVISIONS_KEPT)
-    return this.beginRollout(from, next, strategy)
+    return next
   }
 
   /** Rolls back to the revision before the current one (a rollout of its own). */

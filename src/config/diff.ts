@@ -1,0 +1,40 @@
+import type { Config, PoolConfig } from './types.js'
+
+/** What a reload changes, pool by pool; the caller applies it in place. */
+export interface ConfigDiff {
+  listeners: boolean
+  routes: boolean
+  proxy: boolean
+  adminListen: boolean
+  added: string[]
+  removed: string[]
+  /** Pools present before and after; `rollout` when their process/container spec or version changed. */
+  changed: Array<{ name: string, rollout: boolean, replace: boolean }>
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
+
+/** Needs a rollout: what runs changed (SPEC §3 reload). */
+function needsRollout (a: PoolConfig, b: PoolConfig): boolean {
+  return a.version !== b.version || !same(a.process, b.process) || !same(a.docker, b.docker)
+}
+
+export function diffConfig (a: Config, b: Config): ConfigDiff {
+  const changed: ConfigDiff['changed'] = []
+  for (const [name, next] of Object.entries(b.pools)) {
+    const prev = a.pools[name]
+    if (prev === undefined || same(prev, next)) continue
+    // A pool that changes kind (process → servers, ...) is a new pool under an old name.
+    const replace = prev.kind !== next.kind
+    changed.push({ name, rollout: !replace && next.kind !== 'static' && needsRollout(prev, next), replace })
+  }
+  return {
+    listeners: !same(a.listen, b.listen),
+    routes: !same(a.routes, b.routes),
+    proxy: !same(a.proxy, b.proxy),
+    adminListen: a.admin.host !== b.admin.host || a.admin.port !== b.admin.port,
+    added: Object.keys(b.pools).filter(n => a.pools[n] === undefined),
+    removed: Object.keys(a.pools).filter(n => b.pools[n] === undefined),
+    changed
+  }
+}
