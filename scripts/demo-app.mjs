@@ -8,6 +8,9 @@
 //   CRASH_AFTER   ms after start to exit(1) (to try a failing version)
 //   NEVER_READY=1 /ready never answers 200 (to try a rollback)
 //   EXIT_ON_TERM=now  exit at once on SIGTERM (an app that does nothing special)
+//   IGNORE_TERM=1     ignore SIGTERM altogether (baton must SIGKILL at stopTimeout)
+//   READY_HANGS=1     /ready never answers at all (a hung probe endpoint)
+//   KEEP_SOCKETS=1    on SIGTERM, never close idle keep-alive connections
 import http from 'node:http'
 import { WebSocketServer } from 'ws'
 
@@ -23,6 +26,7 @@ const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost')
   res.setHeader('x-app-version', version)
   if (url.pathname === '/ready') {
+    if (process.env.READY_HANGS === '1') return
     res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'starting\n')
     return
   }
@@ -51,9 +55,11 @@ server.listen(port, '127.0.0.1')
 // Graceful stop: stop accepting, let in-flight requests finish, close idle
 // keep-alive sockets, then exit. WebSockets are closed with 1001 (going away).
 process.on('SIGTERM', () => {
+  if (process.env.IGNORE_TERM === '1') return
   if (process.env.EXIT_ON_TERM === 'now') process.exit(0)
   server.close(() => process.exit(0))
-  server.closeIdleConnections()
   for (const ws of wss.clients) ws.close(1001, 'server going away')
+  if (process.env.KEEP_SOCKETS === '1') return
+  server.closeIdleConnections()
   setInterval(() => server.closeIdleConnections(), 100).unref()
 })

@@ -1,0 +1,111 @@
+import { createServer, type Server } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { startBaton, type RunningBaton } from '../helpers/baton.js'
+import { startLoad } from '../helpers/load.js'
+import { demoConfig, getPool, isAlive, startRollout, waitPool, waitRollout } from '../helpers/pool.js'
+
+/** Faults of the app's instances during rollouts, each under GET load, counting every request. */
+describe('faults during rollouts', () => {
+  let baton: RunningBaton | undefined
+  afterEach(async () => { await baton?.kill('SIGKILL'); baton = undefined })
+
+  async function underLoad (body: () => Promise<void>): Promise<void> {
+    const load = startLoad(baton!.url, { keepAlive: 6, close: 2, slow: 3, slowMs: 1500 })
+    await new Promise(resolve => setTimeout(resolve, 300))
+    try {
+      await body()
+    } finally {
+      const r = await load.stop()
+      console.log(`${expect.getState().currentTestName ?? ''}: ${r.sent} requests sent, ${r.failed} failed`)
+      expect(r.samples).toEqual([])
+      expect(r.failed).toBe(0)
+    }
+  }
+
+  it('kill -9 of a new instance during its probe: rolled back, nothing lost', async () => {
+    baton = await startBaton(demoConfig({ size: 3 }))
+    await underLoad(async () => {
+      const r = await startRollout(baton!.adminUrl, { version: 'v2', env: { READY_DELAY: '3000' } })
+      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i: any) => i.version === 'v2' && i.pid !== null))
+      process.kill(p.instances.find((i: any) => i.version === 'v2').pid, 'SIGKILL')
+      const done = await waitRollout(baton!.adminUrl, r.id)
+      expect(done.status).toBe('rolled_back')
+      expect(done.error).toMatch(/SIGKILL/)
+    })
+    const p = await getPool(baton.adminUrl)
+    expect(p.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(3)
+  }, 60_000)
+
+  it('kill -9 of an old instance while it drains slow requests: they are retried, the rollout goes on', async () => {
+    baton = await startBaton(demoConfig({ size: 3, rollout: { drainTimeout: '10s' } }))
+    await underLoad(async () => {
+      const r = await startRollout(baton!.adminUrl, { version: 'v2' })
+      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i: any) => i.version === 'v1' && i.state === 'draining' && i.inflight > 0), 30_000)
+      process.kill(p.instances.find((i: any) => i.version === 'v1' && i.state === 'draining').pid, 'SIGKILL')
+      expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
+    })
+  }, 60_000)
+
+  it('an app that ignores SIGTERM is killed at stopTimeout', async () => {
+    baton = await startBaton(demoConfig({ size: 2, env: { IGNORE_TERM: '1' }, rollout: { stopTimeout: '1s' } }))
+    const old = (await getPool(baton.adminUrl)).instances.map((i: any) => i.pid)
+    await underLoad(async () => {
+      const r = await startRollout(baton!.adminUrl, { version: 'v2' })
+      expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
+    })
+    for (const pid of old) expect(isAlive(pid)).toBe(false)
+    expect(baton.lines.filter(l => l.includes('ignored its stop signal'))).toHaveLength(2)
+  }, 60_000)
+
+  it('an app that never closes its keep-alive connections still stops without SIGKILL', async () => {
+    baton = await startBaton(demoConfig({ size: 2, env: { KEEP_SOCKETS: '1' }, rollout: { stopTimeout: '5s' } }))
+    await underLoad(async () => {
+      const t0 = Date.now()
+      const r = await startRollout(baton!.adminUrl, { version: 'v2' })
+      expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
+      // baton closes its idle upstream sockets before the signal, so server.close() completes.
+      expect(Date.now() - t0).toBeLessThan(10_000)
+    })
+    expect(baton.lines.filter(l => l.includes('ignored its stop signal'))).toHaveLength(0)
+  }, 60_000)
+
+  it('ports taken by a foreign process are skipped', async () => {
+    const config = demoConfig({ size: 2 }) as any
+    const [from] = (config.pools.web.process.ports as string).split('-').map(Number)
+    // Take the ports right after the two the first instances get.
+    const squatters: Server[] = []
+    for (const port of [from + 2, from + 3]) {
+      squatters.push(await new Promise<Server>(resolve => { const s = createServer().listen(port, '127.0.0.1', () => resolve(s)) }))
+    }
+    try {
+      baton = await startBaton(config)
+      await underLoad(async () => {
+        const r = await startRollout(baton!.adminUrl, { version: 'v2' })
+        expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
+      })
+      const ports = (await getPool(baton.adminUrl)).instances.map((i: any) => Number(i.address.split(':')[1]))
+      expect(ports).not.toContain(from + 2)
+      expect(ports).not.toContain(from + 3)
+    } finally {
+      for (const s of squatters) s.close()
+    }
+  }, 60_000)
+
+  for (const [name, change, error] of [
+    ['a command that cannot start', { command: 'no-such-binary-for-baton --flag' }, /could not start|exited/],
+    ['a probe endpoint that hangs', { env: { READY_HANGS: '1' } }, /startTimeout/],
+    ['a crash loop at start', { env: { CRASH_AFTER: '100', READY_DELAY: '2000' } }, /exited with code 1/]
+  ] as const) {
+    it(`${name}: rolled back with nothing lost`, async () => {
+      baton = await startBaton(demoConfig({ size: 2, readiness: { timeout: '300ms', startTimeout: '2s' } }))
+      await underLoad(async () => {
+        const r = await startRollout(baton!.adminUrl, { version: 'v2', ...change })
+        const done = await waitRollout(baton!.adminUrl, r.id)
+        expect(done.status).toBe('rolled_back')
+        expect(done.error).toMatch(error)
+      })
+      const p = await getPool(baton.adminUrl)
+      expect(p.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
+    }, 60_000)
+  }
+})
