@@ -216,7 +216,12 @@ export class ManagedPool {
     const isAvailable = (i: Instance): boolean => i.state === 'serving' && now - i.readyAt >= soak
     const mineAvailable = mine.filter(isAvailable)
     const othersServing = others.filter(i => i.state === 'serving')
-    if (r !== undefined) r.updated = r.direction === 'forward' ? mineAvailable.length : othersServing.length
+    if (r !== undefined) {
+      const updated = r.direction === 'forward' ? mineAvailable.length : othersServing.length
+      // progressDeadline, as in Kubernetes, bounds the time without progress.
+      if (r.direction === 'forward' && updated > r.updated) this.armDeadline()
+      r.updated = updated
+    }
 
     // Scale down: other revisions first, then surplus of our own (size lowered).
     let canStop = mineAvailable.length + othersServing.length - (size - strategy.unavailable)
