@@ -19,7 +19,13 @@ const version = process.env.APP_VERSION ?? 'dev'
 const readyDelay = Number(process.env.READY_DELAY ?? 1000)
 const startedAt = Date.now()
 let ready = false
-if (process.env.NEVER_READY !== '1') setTimeout(() => { ready = true }, readyDelay)
+if (process.env.NEVER_READY !== '1') {
+  setTimeout(() => {
+    ready = true
+    // Under pm2 (wait_ready) or any IPC parent, say so too.
+    if (typeof process.send === 'function') process.send('ready')
+  }, readyDelay)
+}
 if (process.env.CRASH_AFTER !== undefined) setTimeout(() => process.exit(1), Number(process.env.CRASH_AFTER))
 
 const server = http.createServer((req, res) => {
