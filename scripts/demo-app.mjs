@@ -5,6 +5,7 @@
 //   PORT          port to listen on (baton passes {port})
 //   APP_VERSION   shown in every answer and in the x-app-version header
 //   READY_DELAY   ms before /ready answers 200 (default 1000)
+//   GET /fail answers 500 (to see app errors in the report)
 //   CRASH_AFTER   ms after start to exit(1) (to try a failing version)
 //   NEVER_READY=1 /ready never answers 200 (to try a rollback)
 //   EXIT_ON_TERM=now  exit at once on SIGTERM (an app that does nothing special)
@@ -34,6 +35,10 @@ const server = http.createServer((req, res) => {
   if (url.pathname === '/ready') {
     if (process.env.READY_HANGS === '1') return
     res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'starting\n')
+    return
+  }
+  if (url.pathname === '/fail') {
+    res.writeHead(500, { 'content-type': 'text/plain' }).end('failing on purpose\n')
     return
   }
   if (url.pathname === '/slow') {

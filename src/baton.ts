@@ -92,6 +92,7 @@ export class Baton {
     for (const pc of Object.values(this.config.pools)) this.addPool(pc)
     await Promise.all([...this.runtimes.values()].map(async r => await r.started()))
     const listeners = await this.proxy.listen(this.config.listen)
+    this.startTicker()
     log('info', 'baton started', { listeners, admin, pools: [...this.pools.keys()] })
     return { listeners, admin }
   }
@@ -102,6 +103,7 @@ export class Baton {
       log('info', 'baton stopping')
       const grace = Math.max(1_000, ...Object.values(this.config.pools).map(p => p.rollout.drainTimeout))
       await this.proxy.close(grace)
+      clearInterval(this.ticker)
       await Promise.all([...this.runtimes.values()].map(async r => await r.close()))
       for (const p of this.pools.values()) p.close()
       await this.admin.close()
@@ -178,6 +180,21 @@ export class Baton {
     }
     log('info', 'config reloaded', { changes, rollouts })
     return { changes, rollouts }
+  }
+
+  private ticker: NodeJS.Timeout | undefined
+
+  /** Rolls each pool's per-second traffic into its timeline, on the second. */
+  private startTicker (): void {
+    const tick = (): void => {
+      const second = Math.round(Date.now() / 1000) - 1
+      for (const p of this.pools.values()) p.traffic.tick(second)
+    }
+    setTimeout(() => {
+      tick()
+      this.ticker = setInterval(tick, 1000)
+      this.ticker.unref()
+    }, 1000 - (Date.now() % 1000)).unref()
   }
 
   private addPool (pc: PoolConfig): void {

@@ -4,6 +4,8 @@ import { ConfigError, formatProblem } from '../config/errors.js'
 import type { Instance } from '../pool/instance.js'
 import type { PoolEvent } from '../pool/managed.js'
 import type { Upstream } from '../pool/upstream.js'
+import { buildReport } from '../rollout/report.js'
+import { renderSvg } from '../rollout/svg.js'
 import { parseBody, rolloutBody } from './bodies.js'
 import { AdminError, readJson, sendJson } from './server.js'
 
@@ -103,7 +105,19 @@ export function registerRoutes (baton: Baton): void {
     res.statusCode = 202
     return r.view()
   })
-  admin.on('GET', '/v1/rollouts/:id', (_req, _res, [id]) => rolloutById(baton, id).view())
+  admin.on('GET', '/v1/rollouts/:id', (_req, _res, [id]) => {
+    const r = rolloutById(baton, id)
+    const pool = baton.pools.get(r.pool)
+    return { ...r.view(), report: pool === undefined ? null : buildReport(r, pool.traffic, r.strategy.minReady) }
+  })
+  admin.on('GET', '/v1/rollouts/:id/report.svg', (_req, res, [id]) => {
+    const r = rolloutById(baton, id)
+    const pool = baton.pools.get(r.pool)
+    if (pool === undefined) throw new AdminError(404, `pool "${r.pool}" of rollout ${id} is gone`)
+    const svg = renderSvg(buildReport(r, pool.traffic, r.strategy.minReady), `${r.pool}: ${r.from.version} → ${r.to.version} (${r.status})`)
+    res.writeHead(200, { 'content-type': 'image/svg+xml', 'content-length': Buffer.byteLength(svg) })
+    res.end(svg)
+  }, true)
   for (const action of ['pause', 'resume', 'abort'] as const) {
     admin.on('POST', `/v1/rollouts/:id/${action}`, (_req, _res, [id]) => {
       const r = rolloutById(baton, id)

@@ -64,7 +64,8 @@ export class Instance {
       connectTimeout: d.timeouts.connect,
       upstreamTimeout: d.timeouts.upstream,
       keepAlive: d.timeouts.keepAlive,
-      metrics: d.metrics
+      metrics: d.metrics,
+      traffic: d.pool.traffic.version(this.revision.version)
     })
     void h.exited.then(info => {
       if (this.state === 'draining' || this.state === 'stopped') return

@@ -243,6 +243,8 @@ export class ManagedPool {
       if (now < this.backoffUntil) {
         this.wakeAt(this.backoffUntil)
       } else {
+        // The instances started together make one batch of the rollout.
+        if (r !== undefined) r.batches++
         for (let k = 0; k < toStart; k++) this.startInstance(target)
       }
     }
@@ -284,6 +286,7 @@ export class ManagedPool {
       onChange: i => this.onInstanceChange(i)
     })
     this.instances.push(inst)
+    if (this.rollout?.active === true) this.rollout.mark(id, revision.number, 'starting')
     this.deps.emit({ type: 'instance', pool: this.pool.name, instance: id, version: revision.version, revision: revision.number, state: 'starting' })
     void inst.start().then(() => this.deps.onInstances?.())
   }
@@ -294,6 +297,7 @@ export class ManagedPool {
   }
 
   private onInstanceChange (i: Instance): void {
+    if (this.rollout?.active === true) this.rollout.mark(i.id, i.revision.number, i.state)
     this.deps.emit({ type: 'instance', pool: this.pool.name, instance: i.id, version: i.version, revision: i.revision.number, state: i.state, reason: i.failure })
     const r = this.rollout?.active === true ? this.rollout : undefined
     if (i.state === 'failed') {

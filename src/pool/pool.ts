@@ -1,6 +1,7 @@
 import { DEFAULTS } from '../config/defaults.js'
 import type { PoolConfig } from '../config/types.js'
 import { log } from '../log.js'
+import { PoolTraffic } from '../metrics/traffic.js'
 import { createBalancer, type Balancer } from './balancer.js'
 import type { Upstream } from './upstream.js'
 
@@ -13,6 +14,8 @@ import type { Upstream } from './upstream.js'
 export class Pool {
   readonly name: string
   config: PoolConfig
+  /** Per-version traffic, second by second (rollout reports). */
+  readonly traffic = new PoolTraffic()
   private balancer: Balancer
   /** Upstreams taking traffic (state `serving`), in insertion order. */
   private members: Upstream[] = []

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream'
 import { Pool as UndiciPool } from 'undici'
 import type { Metrics } from '../metrics/registry.js'
+import { Outcome, type VersionTraffic } from '../metrics/traffic.js'
 
 export type InstanceState = 'starting' | 'ready' | 'serving' | 'draining' | 'stopped' | 'failed'
 
@@ -15,6 +16,8 @@ export interface UpstreamOptions {
   upstreamTimeout: number
   keepAlive: number
   metrics: Metrics
+  /** The per-second traffic of this upstream's pool and version (rollout reports). */
+  traffic: VersionTraffic
 }
 
 /**
@@ -34,6 +37,7 @@ export class Upstream {
   readonly revision: number
   readonly client: UndiciPool
   readonly startedAt = new Date()
+  readonly traffic: VersionTraffic
 
   state: InstanceState = 'starting'
   /** Requests and upgraded connections in flight to this upstream. */
@@ -63,6 +67,7 @@ export class Upstream {
     this.version = o.version
     this.revision = o.revision
     this.metrics = o.metrics
+    this.traffic = o.traffic
     this.durationChild = o.metrics.duration.labels(o.pool, o.version)
     this.client = new UndiciPool(this.origin, {
       connect: { timeout: o.connectTimeout },
@@ -87,8 +92,9 @@ export class Upstream {
     }
   }
 
-  /** Counts one finished response; the children are created once per code. */
-  observe (status: number, seconds: number): void {
+  /** Counts one finished request; the metric children are created once per code. */
+  observe (status: number, seconds: number, outcome: Outcome = Outcome.App): void {
+    this.traffic.record(status, seconds * 1e6, outcome)
     this.requests++
     let c = this.byCode.get(status)
     if (c === undefined) {

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici'
 import type { Metrics } from '../metrics/registry.js'
 import type { Pool } from '../pool/pool.js'
 import type { Upstream } from '../pool/upstream.js'
+import { Outcome } from '../metrics/traffic.js'
 import { classify, IDEMPOTENT, type UpstreamErrorKind } from './errors.js'
 import { responseHeaders, type RequestHead } from './headers.js'
 
@@ -86,17 +87,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const kind = classify(err)
     if (kind === 'aborted' && this.res.destroyed) return // the client left: finish() ran already
     this.ctx.metrics.upstreamErrors.labels(this.pool.name, kind).inc()
+    this.upstream.traffic.attemptError()
     if (kind === 'refused' || kind === 'connect_timeout' || kind === 'reset') this.pool.recordFailure(this.upstream)
     if (this.headersSent) {
       // Part of the response is out: the only honest signal left is to cut it.
       this.res.destroy(err)
-      this.finish(this.status)
+      this.finish(this.status, Outcome.UpstreamFailed)
       return
     }
     if (this.retriable(kind)) {
       const next = this.pool.pick(this.upstream)
       if (next !== undefined) {
         this.ctx.metrics.retries.labels(this.pool.name).inc()
+        this.upstream.traffic.retry()
         this.attempts++
         this.upstream.release()
         this.upstream = next
@@ -124,14 +127,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
       this.res.end(body)
     }
-    this.finish(status)
+    this.finish(status, status === 504 ? Outcome.Baton5xx : Outcome.UpstreamFailed)
   }
 
-  private finish (status: number): void {
+  private finish (status: number, outcome = Outcome.App): void {
     if (this.done) return
     this.done = true
     this.upstream.release()
-    this.upstream.observe(status, (performance.now() - this.started) / 1000)
+    this.upstream.observe(status, (performance.now() - this.started) / 1000, outcome)
   }
 
   private readonly onDrain = (): void => { this.resume?.() }
@@ -141,6 +144,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) return
     if (this.res.writableFinished) return
     this.abortUpstream?.()
-    this.finish(499)
+    this.finish(499, Outcome.ClientAbort)
   }
 }

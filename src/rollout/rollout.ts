@@ -12,6 +12,9 @@ export interface Strategy extends RolloutSpec {
 
 export interface RolloutEvent { at: string, message: string }
 
+/** An instance state change during the rollout, for the report's batch timings. */
+export interface InstanceMark { at: number, instance: string, revision: number, state: string, batch: number }
+
 /**
  * The record of one rollout and the few transitions it can make. It decides
  * nothing about instances: the pool's controller converges on `targetRevision`
@@ -34,6 +37,9 @@ export class Rollout {
   readonly startedAt = new Date()
   finishedAt: Date | null = null
   updated = 0
+  /** Batches started so far; instance marks carry the batch they belong to. */
+  batches = 0
+  readonly marks: InstanceMark[] = []
   private aborted = false
   private pausedFrom: RolloutStatus | undefined
   private readonly listeners = new Set<(r: Rollout, e: RolloutEvent) => void>()
@@ -109,6 +115,11 @@ export class Rollout {
     this.events.push(e)
     if (this.events.length > 500) this.events.splice(0, this.events.length - 500)
     for (const l of this.listeners) l(this, e)
+  }
+
+  /** Records an instance transition; a new instance's start opens a batch when `newBatch`. */
+  mark (instance: string, revision: number, state: string): void {
+    if (this.marks.length < 10_000) this.marks.push({ at: Date.now(), instance, revision, state, batch: this.batches })
   }
 
   subscribe (fn: (r: Rollout, e: RolloutEvent) => void): () => void {

@@ -1,0 +1,176 @@
+import { BUCKETS, quantile, Slot, type PoolTraffic } from '../metrics/traffic.js'
+import type { Rollout } from './rollout.js'
+
+/** Seconds of traffic shown before the rollout and after it. */
+const CONTEXT_SECONDS = 20
+
+export interface PhaseStats {
+  name: string
+  from: number
+  to: number
+  requests: number
+  failed: number
+  p50: number | null
+  p99: number | null
+  max: number | null
+}
+
+export interface BatchTiming {
+  batch: number
+  instances: string[]
+  /** ms epoch; null where the step did not happen. */
+  started: number
+  ready: number | null
+  soaked: number | null
+  drainStarted: number | null
+  stopped: number | null
+}
+
+export interface SecondPoint {
+  t: number
+  byVersion: Record<string, number>
+  failed: number
+  p99: number | null
+}
+
+export interface RolloutReport {
+  from: number
+  to: number
+  requests: number
+  failed: { total: number, baton5xx: number, upstreamFailed: number, app5xx: number }
+  clientAborts: number
+  retries: number
+  attemptErrors: number
+  phases: PhaseStats[]
+  batches: BatchTiming[]
+  seconds: SecondPoint[]
+}
+
+function sumInto (counts: Uint32Array, into: Uint32Array): void {
+  for (let i = 0; i < counts.length; i++) into[i] += counts[i]
+}
+
+const failedOf = (c: Uint32Array): number => c[Slot.Baton5xx] + c[Slot.UpstreamFailed] + c[Slot.App5xx]
+
+/**
+ * What the users saw during one rollout, from the per-second traffic of its
+ * pool: totals during the rollout, latency per phase (before, each batch,
+ * after), each batch's timings and the traffic share per version.
+ */
+export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: number): RolloutReport {
+  const start = r.startedAt.getTime()
+  const end = r.finishedAt?.getTime() ?? Date.now()
+  const startS = Math.floor(start / 1000)
+  const endS = Math.floor(end / 1000)
+  const samples = traffic.samples(startS - CONTEXT_SECONDS, Math.min(endS + CONTEXT_SECONDS, Math.floor(Date.now() / 1000)))
+
+  const batches = batchTimings(r, minReadyMs)
+  // Phase boundaries in epoch seconds: before | batch 1 | batch 2 | ... | after.
+  const bounds: Array<{ name: string, from: number, to: number }> = [{ name: 'before', from: startS - CONTEXT_SECONDS, to: startS - 1 }]
+  const batchStarts = batches.map(b => Math.floor(b.started / 1000))
+  let cursor = startS
+  batches.forEach((b, i) => {
+    const next = i + 1 < batches.length ? Math.max(cursor, batchStarts[i + 1] - 1) : endS
+    bounds.push({ name: `batch ${b.batch}`, from: cursor, to: next })
+    cursor = next + 1
+  })
+  if (batches.length === 0) bounds.push({ name: 'rollout', from: startS, to: endS })
+  else if (cursor <= endS) bounds[bounds.length - 1].to = endS
+  bounds.push({ name: 'after', from: endS + 1, to: endS + CONTEXT_SECONDS })
+
+  const phases: PhaseStats[] = bounds.map(b => {
+    const counts = new Uint32Array(Slot.Size)
+    const hist = new Uint32Array(BUCKETS)
+    let max = 0
+    for (const s of samples) {
+      if (s.t < b.from || s.t > b.to) continue
+      sumInto(s.counts, counts)
+      sumInto(s.hist, hist)
+      if (s.max > max) max = s.max
+    }
+    return {
+      name: b.name,
+      from: b.from * 1000,
+      to: (b.to + 1) * 1000,
+      requests: counts[Slot.Requests],
+      failed: failedOf(counts),
+      p50: quantile(hist, 0.5),
+      p99: quantile(hist, 0.99),
+      max: counts[Slot.Requests] === 0 ? null : max / 1e6
+    }
+  })
+
+  const during = new Uint32Array(Slot.Size)
+  const bySecond = new Map<number, { byVersion: Record<string, number>, counts: Uint32Array, hist: Uint32Array }>()
+  for (const s of samples) {
+    if (s.t >= startS && s.t <= endS) sumInto(s.counts, during)
+    let p = bySecond.get(s.t)
+    if (p === undefined) {
+      p = { byVersion: {}, counts: new Uint32Array(Slot.Size), hist: new Uint32Array(BUCKETS) }
+      bySecond.set(s.t, p)
+    }
+    if (s.version !== '') p.byVersion[s.version] = (p.byVersion[s.version] ?? 0) + s.counts[Slot.Requests]
+    sumInto(s.counts, p.counts)
+    sumInto(s.hist, p.hist)
+  }
+  const seconds: SecondPoint[] = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([t, p]) => ({
+    t: t * 1000,
+    byVersion: p.byVersion,
+    failed: failedOf(p.counts),
+    p99: quantile(p.hist, 0.99)
+  }))
+
+  return {
+    from: start,
+    to: end,
+    requests: during[Slot.Requests],
+    failed: {
+      total: failedOf(during),
+      baton5xx: during[Slot.Baton5xx],
+      upstreamFailed: during[Slot.UpstreamFailed],
+      app5xx: during[Slot.App5xx]
+    },
+    clientAborts: during[Slot.ClientAborts],
+    retries: during[Slot.Retries],
+    attemptErrors: during[Slot.AttemptErrors],
+    phases,
+    batches,
+    seconds
+  }
+}
+
+/**
+ * Each batch: when its new instances started, were all ready, had all soaked
+ * for minReady, and when the old instances it replaced began draining and
+ * were all stopped (the drains that began before the next batch started).
+ */
+function batchTimings (r: Rollout, minReadyMs: number): BatchTiming[] {
+  const out: BatchTiming[] = []
+  const byBatch = new Map<number, BatchTiming>()
+  const newRevision = r.to.number
+  for (const m of r.marks) {
+    if (m.state !== 'starting' || m.revision !== newRevision || m.batch === 0) continue
+    let b = byBatch.get(m.batch)
+    if (b === undefined) {
+      b = { batch: m.batch, instances: [], started: m.at, ready: null, soaked: null, drainStarted: null, stopped: null }
+      byBatch.set(m.batch, b)
+      out.push(b)
+    }
+    if (!b.instances.includes(m.instance)) b.instances.push(m.instance)
+  }
+  for (const b of out) {
+    const readyAt = b.instances.map(id => r.marks.find(m => m.instance === id && m.state === 'serving')?.at)
+    if (readyAt.every(t => t !== undefined)) {
+      b.ready = Math.max(...(readyAt as number[]))
+      b.soaked = b.ready + minReadyMs
+    }
+    // Old instances whose drain began while this batch was the newest.
+    const drains = r.marks.filter(m => m.revision !== newRevision && m.state === 'draining' && m.batch === b.batch)
+    if (drains.length > 0) {
+      b.drainStarted = Math.min(...drains.map(d => d.at))
+      const stops = drains.map(d => r.marks.find(m => m.instance === d.instance && m.state === 'stopped')?.at)
+      if (stops.every(t => t !== undefined)) b.stopped = Math.max(...(stops as number[]))
+    }
+  }
+  return out
+}

@@ -1,0 +1,78 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { XMLValidator } from 'fast-xml-parser'
+import { startBaton, type RunningBaton } from '../helpers/baton.js'
+import { startLoad } from '../helpers/load.js'
+import { adminJson, demoConfig, startRollout, waitRollout } from '../helpers/pool.js'
+
+/** The rollout report agrees with a client that counts on its own, and its SVG draws it. */
+describe('the rollout report', () => {
+  let baton: RunningBaton | undefined
+  afterEach(async () => { await baton?.kill('SIGKILL'); baton = undefined })
+
+  it('counts exactly what the clients sent, by outcome, per phase and per batch', async () => {
+    baton = await startBaton(demoConfig({ size: 3, rollout: { minReady: '500ms' } }))
+    const load = startLoad(baton.url, { keepAlive: 4, close: 1, posts: 1, slow: 1, slowMs: 800 })
+    let fails = 0
+    let failing = true
+    const failer = (async () => {
+      while (failing) {
+        const res = await fetch(`${baton!.url}/fail`)
+        await res.text()
+        if (res.status === 500) fails++
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+    })()
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    const r = await startRollout(baton.adminUrl, { version: 'v2' })
+    expect((await waitRollout(baton.adminUrl, r.id)).status).toBe('succeeded')
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    failing = false
+    await failer
+    const client = await load.stop()
+    // Let the last second roll into the timeline.
+    await new Promise(resolve => setTimeout(resolve, 1200))
+
+    const { body } = await adminJson(baton.adminUrl, `/v1/rollouts/${r.id}`)
+    const report = body.report
+    const total = report.phases.reduce((n: number, p: any) => n + p.requests, 0)
+    const failed = report.phases.reduce((n: number, p: any) => n + p.failed, 0)
+    console.log(`report: client sent ${client.sent} + ${fails} /fail; baton counted ${total} (${failed} failed); during the rollout ${report.requests}`)
+    expect(client.failed).toBe(0)
+    expect(total).toBe(client.sent + fails)
+    expect(failed).toBe(fails)
+    expect(report.failed.baton5xx + report.failed.upstreamFailed).toBe(0)
+    expect(report.failed.app5xx).toBe(report.failed.total)
+    expect(report.phases.map((p: any) => p.name)).toEqual(['before', 'batch 1', 'batch 2', 'batch 3', 'after'])
+    for (const p of report.phases) {
+      expect(p.requests).toBeGreaterThan(0)
+      expect(p.p50).toBeGreaterThan(0)
+      expect(p.p99).toBeGreaterThanOrEqual(p.p50)
+      expect(p.max).toBeGreaterThanOrEqual(0.7) // a slow request of 800 ms in every phase
+    }
+    expect(report.batches).toHaveLength(3)
+    for (const b of report.batches) {
+      expect(b.instances).toHaveLength(1)
+      expect(b.started).toBeLessThan(b.ready)
+      expect(b.soaked - b.ready).toBe(500)
+      expect(b.drainStarted).toBeGreaterThanOrEqual(b.soaked - 5)
+      expect(b.stopped).toBeGreaterThanOrEqual(b.drainStarted)
+    }
+    // Traffic moves from v1 to v2 over the seconds of the report.
+    const first = report.seconds[0].byVersion
+    const last = report.seconds[report.seconds.length - 1].byVersion
+    expect(first.v1).toBeGreaterThan(0)
+    expect(first.v2 ?? 0).toBe(0)
+    expect(last.v2).toBeGreaterThan(0)
+    expect(last.v1 ?? 0).toBe(0)
+
+    const svgRes = await fetch(`${baton.adminUrl}/v1/rollouts/${r.id}/report.svg`)
+    expect(svgRes.headers.get('content-type')).toBe('image/svg+xml')
+    const svg = await svgRes.text()
+    expect(XMLValidator.validate(svg)).toBe(true)
+    expect(svg).toContain('data-version="v1"')
+    expect(svg).toContain('data-version="v2"')
+    expect(svg).toContain('id="p99"')
+    expect(svg.match(/class="phase soak"/g)).toHaveLength(3)
+    expect(svg.match(/class="failure"/g)?.length ?? 0).toBeGreaterThan(0)
+  }, 90_000)
+})
