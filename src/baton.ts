@@ -83,6 +83,8 @@ export class Baton {
     this.admin = new AdminServer(config.admin.token)
     this.proxy = new ProxyServer({ router: new Router(config.routes), pools: this.pools }, config.proxy, this.metrics)
     this.metrics.onCollect(() => this.collectGauges())
+    this.metrics.trafficSource = () => [...this.pools.values()].flatMap(p =>
+      [...p.traffic.all].filter(([v]) => v !== '').map(([version, traffic]) => ({ pool: p.name, version, traffic })))
     registerRoutes(this)
   }
 

@@ -51,11 +51,22 @@ export interface SecondSample {
   max: number
 }
 
-/** One version's counters for the current second; the pool rolls it into its timeline. */
+/** Bucket bounds (seconds) of baton_request_duration_seconds. */
+export const DURATION_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+/**
+ * One version's counters: the current second (rolled into the pool's
+ * timeline) and the totals since start that Prometheus reads at scrape time,
+ * so no prom-client call runs per request.
+ */
 export class VersionTraffic {
   counts = new Uint32Array(Slot.Size)
   hist = new Uint32Array(BUCKETS)
   dirty = false
+  /** Since start: responses by status code, and the duration histogram (per bucket, not cumulative). */
+  readonly codes = new Map<number, number>()
+  readonly durations = new Float64Array(DURATION_BOUNDS.length + 1)
+  durationSum = 0
 
   /** Slowest request of this second, in µs. */
   max = 0
@@ -73,6 +84,12 @@ export class VersionTraffic {
     else if (status < 500) c[Slot.Client4xx]++
     else c[Slot.App5xx]++
     this.hist[bucketOf(micros)]++
+    this.codes.set(status, (this.codes.get(status) ?? 0) + 1)
+    const seconds = micros / 1e6
+    let b = 0
+    while (b < DURATION_BOUNDS.length && seconds > DURATION_BOUNDS[b]) b++
+    this.durations[b]++
+    this.durationSum += seconds
   }
 
   attemptError (): void { this.dirty = true; this.counts[Slot.AttemptErrors]++ }
@@ -86,6 +103,9 @@ export class PoolTraffic {
   private readonly versions = new Map<string, VersionTraffic>()
   /** version → samples, oldest first. */
   readonly timeline = new Map<string, SecondSample[]>()
+
+  /** Every version seen, with its counters (scrape time). */
+  get all (): ReadonlyMap<string, VersionTraffic> { return this.versions }
 
   version (v: string): VersionTraffic {
     let t = this.versions.get(v)

@@ -53,9 +53,6 @@ export class Upstream {
   readonly upgrades = new Set<Duplex>()
 
   private idleWaiters: Array<() => void> = []
-  private readonly metrics: Metrics
-  private readonly byCode = new Map<number, { inc: () => void }>()
-  private readonly durationChild: { observe: (v: number) => void }
 
   constructor (o: UpstreamOptions) {
     this.id = o.id
@@ -66,9 +63,7 @@ export class Upstream {
     this.origin = `http://${this.address}`
     this.version = o.version
     this.revision = o.revision
-    this.metrics = o.metrics
     this.traffic = o.traffic
-    this.durationChild = o.metrics.duration.labels(o.pool, o.version)
     this.client = new UndiciPool(this.origin, {
       connect: { timeout: o.connectTimeout },
       headersTimeout: o.upstreamTimeout,
@@ -92,17 +87,10 @@ export class Upstream {
     }
   }
 
-  /** Counts one finished request; the metric children are created once per code. */
+  /** Counts one finished request (its pool's traffic feeds the metrics at scrape time). */
   observe (status: number, seconds: number, outcome: Outcome = Outcome.App): void {
-    this.traffic.record(status, seconds * 1e6, outcome)
     this.requests++
-    let c = this.byCode.get(status)
-    if (c === undefined) {
-      c = this.metrics.requests.labels(this.pool, this.version, String(status))
-      this.byCode.set(status, c)
-    }
-    c.inc()
-    this.durationChild.observe(seconds)
+    this.traffic.record(status, seconds * 1e6, outcome)
   }
 
   /** Resolves when nothing is in flight, or after `timeoutMs`; true if it drained. */

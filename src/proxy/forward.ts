@@ -46,7 +46,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       headers: head.headers,
       body: head.hasBody ? req : null
     }
-    res.once('close', this.onClientClose)
+    res.on('close', this.onClientClose)
   }
 
   start (): void {
