@@ -47,8 +47,10 @@ describe('the rollout report', () => {
       expect(p.requests).toBeGreaterThan(0)
       expect(p.p50).toBeGreaterThan(0)
       expect(p.p99).toBeGreaterThanOrEqual(p.p50)
-      expect(p.max).toBeGreaterThanOrEqual(0.7) // a slow request of 800 ms in every phase
+      expect(p.max).toBeGreaterThanOrEqual(p.p99 / 1.25) // p99 is a bucket's upper bound
     }
+    // The slow requests (800 ms) show in the max of the phases.
+    expect(Math.max(...report.phases.map((p: any) => p.max))).toBeGreaterThanOrEqual(0.75)
     expect(report.batches).toHaveLength(3)
     for (const b of report.batches) {
       expect(b.instances).toHaveLength(1)
