@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { DockerSpec, ProcessSpec } from '../config/types.js'
 
 /**
@@ -33,8 +34,31 @@ export interface RunningInstance {
   stop (signal: NodeJS.Signals, timeoutMs: number): Promise<void>
 }
 
+/** An instance a previous baton left running, found by its labels (containers). */
+export interface DiscoveredInstance {
+  id: string
+  /** The `specKey` it was started with. */
+  specKey: string
+  handle: RunningInstance
+}
+
+/**
+ * A short fingerprint of what a revision runs (version and spec). Revision
+ * numbers start again at 1 in a new baton process; this does not, so a new
+ * baton can tell which leftover instances run what its config says.
+ */
+export function specKey (r: Pick<Revision, 'version' | 'process' | 'docker'>): string {
+  return createHash('sha256').update(JSON.stringify([r.version, r.process ?? null, r.docker ?? null])).digest('hex').slice(0, 16)
+}
+
 export interface Driver {
   start (req: StartRequest): Promise<RunningInstance>
+  /**
+   * Instances of this pool left by an earlier run (optional: process pools
+   * use the state file instead). Those whose specKey matches the current
+   * revision are adopted, the others stopped.
+   */
+  discover? (): Promise<DiscoveredInstance[]>
   /** Forgets what it holds for a pool and stops anything still running (used at shutdown). */
   close? (): Promise<void>
 }

@@ -49,11 +49,23 @@ export class Instance {
       this.fail(`could not start: ${(err as Error).message}`)
       return
     }
+    this.attach(this.handle)
+  }
+
+  /**
+   * Takes over a running process or container (just started, or adopted
+   * from an earlier run): it is probed before it gets any traffic.
+   */
+  attach (h: RunningInstance): void {
+    const d = this.deps
+    this.handle = h
     if (this.state !== 'starting') { // stopped or failed while the driver worked
-      void this.handle.stop('SIGKILL', 1_000)
+      void h.stop('SIGKILL', 1_000)
       return
     }
-    const h = this.handle
+    if (this.startTimer === undefined) {
+      this.startTimer = setTimeout(() => { this.fail(`not ready within startTimeout (${d.readiness.startTimeout} ms)`) }, d.readiness.startTimeout)
+    }
     this.upstream = new Upstream({
       id: this.id,
       pool: d.pool.name,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { DEFAULTS } from '../config/defaults.js'
 import { resolveScaled } from '../config/duration.js'
 import type { Config, PoolConfig } from '../config/types.js'
-import type { Driver, Revision } from '../driver/types.js'
+import { specKey, type Driver, type Revision } from '../driver/types.js'
 import { log } from '../log.js'
 import type { Metrics } from '../metrics/registry.js'
 import { Rollout, type Strategy } from '../rollout/rollout.js'
@@ -75,8 +75,9 @@ export class ManagedPool {
   get crashLooping (): boolean { return this.crashes >= 3 }
   get restarts (): number { return this.crashes }
 
-  /** Starts the first instances; resolves when all serve or startTimeout passed. */
+  /** Adopts what an earlier run left, starts the rest; resolves when all serve or startTimeout passed. */
   async started (): Promise<void> {
+    await this.adoptLeftovers()
     this.reconcile()
     const limit = (this.config.readiness?.startTimeout ?? DEFAULTS.readiness.startTimeout) + 1_000
     await this.waitFor(() => this.servingCount() >= this.config.size, limit)
@@ -274,8 +275,30 @@ export class ManagedPool {
     }
   }
 
-  private startInstance (revision: Revision): void {
-    const id = `${this.pool.name}-${revision.number}-${randomBytes(3).toString('hex')}`
+  /**
+   * Instances an earlier baton left (containers carry labels): those that run
+   * the current spec are adopted and probed before they get traffic, the
+   * others stopped and removed (SPEC §2).
+   */
+  private async adoptLeftovers (): Promise<void> {
+    const found = await this.deps.driver.discover?.().catch((err: Error) => {
+      log('warn', 'could not list instances left by an earlier run', { pool: this.pool.name, error: err.message })
+      return []
+    }) ?? []
+    const key = specKey(this.target)
+    for (const f of found) {
+      if (f.specKey === key && this.instances.length < this.config.size) {
+        log('info', 'adopting an instance left by an earlier run', { pool: this.pool.name, instance: f.id, address: `${f.handle.host}:${f.handle.port}` })
+        const inst = this.newInstance(f.id, this.target)
+        inst.attach(f.handle)
+      } else {
+        log('info', 'removing an instance left by an earlier run', { pool: this.pool.name, instance: f.id, current: f.specKey === key })
+        void f.handle.stop(this.config.rollout.stopSignal, this.config.rollout.stopTimeout)
+      }
+    }
+  }
+
+  private newInstance (id: string, revision: Revision): Instance {
     const t = this.deps.config.proxy.timeouts
     const inst = new Instance(id, revision, {
       pool: this.pool,
@@ -288,6 +311,11 @@ export class ManagedPool {
     this.instances.push(inst)
     if (this.rollout?.active === true) this.rollout.mark(id, revision.number, 'starting')
     this.deps.emit({ type: 'instance', pool: this.pool.name, instance: id, version: revision.version, revision: revision.number, state: 'starting' })
+    return inst
+  }
+
+  private startInstance (revision: Revision): void {
+    const inst = this.newInstance(`${this.pool.name}-${revision.number}-${randomBytes(3).toString('hex')}`, revision)
     void inst.start().then(() => this.deps.onInstances?.())
   }
 
