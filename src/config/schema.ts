@@ -1,71 +1,169 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { DEFAULTS } from './defaults.js'
 import { parseDuration } from './duration.js'
 
 // The schema validates the config at the edge: what passes is fully typed,
 // defaulted and normalised (durations in ms), so nothing downstream re-checks.
+// Messages are written for the operator reading `baton check`; load.ts adds
+// "is required" / "got ..." and rewrites zod's generic wording (messages.ts).
 
-const duration = z.string({ error: 'expected a duration such as 250ms, 2s or 5m' })
-  .transform((text, ctx) => {
-    const ms = parseDuration(text)
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (use e.g. 250ms, 2s, 5m, 1h)` })
-      return z.NEVER
-    }
-    return ms
-  })
+/** setTimeout overflows past 2^31-1 ms (~24.8 days) and fires at once: cap well below. */
+const MAX_DURATION_MS = 86_400_000
+
+/**
+ * A duration such as `250ms`, `2s`, `5m`, `1h`, `1m30s`, or `0`. A bare number
+ * other than 0 is refused: `5` could be seconds or milliseconds.
+ */
+const durationWith = (min: number): z.ZodType<number, string | number> =>
+  z.union([z.string(), z.number()], { error: 'expected a duration such as 250ms, 2s or 5m' })
+    .transform((value, ctx) => {
+      const ms = typeof value === 'number' ? (value === 0 ? 0 : undefined) : parseDuration(value)
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: typeof value === 'number'
+            ? `a bare number has no unit: write ${value}s or ${value}ms`
+            : `"${value}" is not a duration (use e.g. 250ms, 2s, 5m, 1m30s)`
+        })
+        return z.NEVER
+      }
+      if (ms < min) {
+        ctx.addIssue({ code: 'custom', message: 'must be longer than 0' })
+        return z.NEVER
+      }
+      if (ms > MAX_DURATION_MS) {
+        ctx.addIssue({ code: 'custom', message: 'must be at most 24h' })
+        return z.NEVER
+      }
+      return ms
+    })
+/** May be 0 (e.g. slowStart: 0s, drainTimeout: 0s). */
+const duration = durationWith(0)
+/** Must be > 0: a zero timeout or probe interval makes no sense. */
+const positiveDuration = durationWith(1)
 
 const port = z.number({ error: 'expected a port number' }).int('expected a whole port number')
   .min(0, 'port must be 0-65535').max(65535, 'port must be 0-65535')
 
-const positiveInt = (what: string): z.ZodNumber =>
+const wholeNumber = (what: string): z.ZodNumber =>
   z.number({ error: `expected a whole number of ${what}` }).int(`expected a whole number of ${what}`)
 
 /** A count (`1`) or a percentage of the pool size (`25%`), as Kubernetes takes them. */
-const scaled = z.union([
-  positiveInt('instances').min(0, 'must not be negative'),
-  z.string().regex(/^\d{1,3}%$/, 'expected a count or a percentage such as 25%')
+const scaledUpTo = (maxPct: number): z.ZodType<number | string, number | string> => z.union([
+  wholeNumber('instances').min(0, 'must not be negative'),
+  z.string().superRefine((s, ctx) => {
+    if (!/^\d{1,3}%$/.test(s)) ctx.addIssue({ code: 'custom', message: 'expected a count or a percentage such as 25%' })
+    else if (Number(s.slice(0, -1)) > maxPct) ctx.addIssue({ code: 'custom', message: `a percentage of at most ${maxPct}%` })
+  })
 ], { error: 'expected a count or a percentage such as 25%' })
+const scaled = scaledUpTo(999)
+
+const HOSTNAME = /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/
+
+/** An IP address (IPv6 bare or in brackets) or a host name. */
+export function isValidHost (host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+  if (isIP(h) !== 0) return true
+  return h.length <= 253 && !/^[\d.]+$/.test(h) && HOSTNAME.test(h)
+}
+
+/** Splits `host:port` / `[v6]:port`; an error message when it is not one. */
+export function splitHostPort (s: string, minPort: number): { host: string, port: number } | string {
+  const example = 'expected host:port such as 127.0.0.1:3000'
+  const sep = s.lastIndexOf(':')
+  if (sep < 0) return `${example} (no port in "${s}")`
+  const host = s.slice(0, sep)
+  const portText = s.slice(sep + 1)
+  if (host.includes(':') && !host.startsWith('[')) return 'write an IPv6 address in brackets, e.g. [::1]:9901'
+  if (host === '' || !isValidHost(host) || (host.startsWith('[') && isIP(host.slice(1, -1)) !== 6)) return `${example} ("${host}" is not a host)`
+  if (!/^\d{1,5}$/.test(portText)) return `${example} ("${portText}" is not a port)`
+  const p = Number(portText)
+  if (p < minPort || p > 65535) return `port must be ${minPort}-65535`
+  return { host: host.replace(/^\[|\]$/g, ''), port: p }
+}
 
 /** host:port, e.g. 127.0.0.1:9901 or [::1]:9901 */
-const hostPort = z.string({ error: 'expected host:port' })
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port such as 127.0.0.1:3000')
-  .refine(s => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
+const hostPort = (minPort: number): z.ZodString => z.string({ error: 'expected host:port such as 127.0.0.1:3000' })
+  .superRefine((s, ctx) => {
+    const r = splitHostPort(s, minPort)
+    if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r })
+  })
+
+const PLACEHOLDER = /\{([A-Za-z_]+)\}/g
+
+/** Edit distance with adjacent transpositions (optimal string alignment). */
+function editDistance (a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)])
+  for (let j = 1; j <= b.length; j++) d[0][j] = j
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+      // A swap of two neighbours (`prot`) is one edit.
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1)
+    }
+  }
+  return d[a.length][b.length]
+}
+
+/**
+ * Catches typos of `{port}` / `{version}` (`{Port}`, `{verison}`) and a
+ * placeholder where it is not substituted, without flagging shell or awk
+ * braces such as `{print}`.
+ */
+const placeholders = (allowed: string[]) => (s: string, ctx: z.RefinementCtx): void => {
+  for (const [, name] of s.matchAll(PLACEHOLDER)) {
+    if (allowed.includes(name)) continue
+    const near = ['port', 'version'].find(p => name.toLowerCase() === p || editDistance(name.toLowerCase(), p) <= (p === 'port' ? 1 : 2))
+    if (near === undefined) continue
+    ctx.addIssue({
+      code: 'custom',
+      message: allowed.includes(near)
+        ? `{${name}} is not a placeholder; did you mean {${near}}?`
+        : `{${near}} is not substituted here (only ${allowed.map(a => `{${a}}`).join(' and ')})`
+    })
+  }
+}
+const template = (allowed: string[]): z.ZodString => z.string().superRefine(placeholders(allowed))
 
 const stringish = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string' }).transform(String)
 
 const env = z.record(z.string(), stringish, { error: 'expected a map of NAME: value' })
+const templatedEnv = z.record(z.string(), stringish.pipe(template(['port', 'version'])), { error: 'expected a map of NAME: value' })
 
 const signal = z.enum(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'], {
-  error: 'expected a signal name such as SIGTERM'
+  error: 'expected a signal name: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL'
 })
 
 const listener = z.strictObject({
   port,
-  host: z.string().min(1).default(DEFAULTS.listenHost)
+  host: z.string({ error: 'expected an address such as 0.0.0.0 or 127.0.0.1' })
+    .refine(isValidHost, 'expected an address such as 0.0.0.0 or 127.0.0.1')
+    .transform(h => h.replace(/^\[|\]$/g, ''))
+    .default(DEFAULTS.listenHost)
 })
 
 const admin = z.strictObject({
-  listen: hostPort.default(DEFAULTS.adminListen),
-  token: z.string().optional().transform(t => (t === undefined || t === '' ? undefined : t))
+  listen: hostPort(0).default(DEFAULTS.adminListen),
+  token: z.string({ error: 'expected a string' }).optional().transform(t => (t === undefined || t === '' ? undefined : t))
 })
 
 const timeouts = z.strictObject({
-  connect: duration.default(DEFAULTS.proxy.timeouts.connect),
-  headers: duration.default(DEFAULTS.proxy.timeouts.headers),
-  idle: duration.default(DEFAULTS.proxy.timeouts.idle),
-  upstream: duration.default(DEFAULTS.proxy.timeouts.upstream)
+  connect: positiveDuration.default(DEFAULTS.proxy.timeouts.connect),
+  headers: positiveDuration.default(DEFAULTS.proxy.timeouts.headers),
+  idle: positiveDuration.default(DEFAULTS.proxy.timeouts.idle),
+  upstream: positiveDuration.default(DEFAULTS.proxy.timeouts.upstream)
 })
 
 const proxy = z.strictObject({
   timeouts: timeouts.prefault({}),
-  retries: positiveInt('retries').min(0, 'must not be negative').max(10, 'at most 10').default(DEFAULTS.proxy.retries),
-  maxHeaderSize: positiveInt('bytes').min(1024, 'at least 1024').max(1_048_576, 'at most 1 MiB').default(DEFAULTS.proxy.maxHeaderSize)
+  retries: wholeNumber('retries').min(0, 'must not be negative').max(10, 'at most 10').default(DEFAULTS.proxy.retries),
+  maxHeaderSize: wholeNumber('bytes').min(1024, 'at least 1024').max(1_048_576, 'at most 1 MiB').default(DEFAULTS.proxy.maxHeaderSize)
 })
 
 const route = z.strictObject({
   match: z.strictObject({
-    host: z.string().min(1).regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'expected a host name, or *.domain').optional(),
+    host: z.string().min(1).regex(/^(\*\.)?[A-Za-z0-9_.-]+$/, 'expected a host name, or *.domain').optional(),
     pathPrefix: z.string().startsWith('/', 'must start with /').optional()
   }).prefault({}),
   pool: z.string({ error: 'expected a pool name' })
@@ -73,22 +171,23 @@ const route = z.strictObject({
 
 const readiness = z.strictObject({
   path: z.string().startsWith('/', 'must start with /').default(DEFAULTS.readiness.path),
-  interval: duration.default(DEFAULTS.readiness.interval),
-  timeout: duration.default(DEFAULTS.readiness.timeout),
-  successThreshold: positiveInt('probes').min(1, 'at least 1').default(DEFAULTS.readiness.successThreshold),
-  failureThreshold: positiveInt('probes').min(1, 'at least 1').default(DEFAULTS.readiness.failureThreshold),
-  startTimeout: duration.default(DEFAULTS.readiness.startTimeout)
+  interval: positiveDuration.default(DEFAULTS.readiness.interval),
+  timeout: positiveDuration.default(DEFAULTS.readiness.timeout),
+  successThreshold: wholeNumber('probes').min(1, 'at least 1').default(DEFAULTS.readiness.successThreshold),
+  failureThreshold: wholeNumber('probes').min(1, 'at least 1').default(DEFAULTS.readiness.failureThreshold),
+  startTimeout: positiveDuration.default(DEFAULTS.readiness.startTimeout)
 })
 
 const rollout = z.strictObject({
   maxSurge: scaled.default(DEFAULTS.rollout.maxSurge),
-  maxUnavailable: scaled.default(DEFAULTS.rollout.maxUnavailable),
+  // Like Kubernetes: a surge may exceed 100%, unavailability may not.
+  maxUnavailable: scaledUpTo(100).default(DEFAULTS.rollout.maxUnavailable),
   minReady: duration.default(DEFAULTS.rollout.minReady),
   slowStart: duration.default(DEFAULTS.rollout.slowStart),
   drainTimeout: duration.default(DEFAULTS.rollout.drainTimeout),
   stopSignal: signal.default(DEFAULTS.rollout.stopSignal),
   stopTimeout: duration.default(DEFAULTS.rollout.stopTimeout),
-  progressDeadline: duration.default(DEFAULTS.rollout.progressDeadline),
+  progressDeadline: positiveDuration.default(DEFAULTS.rollout.progressDeadline),
   onFailure: z.enum(['rollback', 'pause'], { error: 'expected rollback or pause' }).default(DEFAULTS.rollout.onFailure)
 })
 
@@ -104,46 +203,58 @@ const portRange = z.string({ error: 'expected a port range such as 41000-41999' 
   })
 
 const processSpec = z.strictObject({
-  command: z.union([z.string().min(1), z.array(z.string()).min(1)], { error: 'expected a command string or an array of arguments' }),
-  cwd: z.string().default('.'),
-  env: env.default({}),
+  command: z.union([template(['port', 'version']).min(1, 'must not be empty'), z.array(template(['port', 'version'])).min(1, 'must not be empty')],
+    { error: 'expected a command string or a list of arguments' }),
+  cwd: template(['port', 'version']).default('.'),
+  env: templatedEnv.default({}),
   ports: portRange
 })
 
 const tls = z.strictObject({ ca: z.string(), cert: z.string(), key: z.string() })
 
+const ENGINE_HELP = 'expected unix:///path/to/docker.sock or tcp://host:2376'
+const engineUrl = z.string({ error: ENGINE_HELP }).refine(s => {
+  if (s.startsWith('unix:///')) return s.length > 'unix:///'.length
+  const m = /^tcp:\/\/([^/]+)\/?$/.exec(s)
+  return m !== null && (typeof splitHostPort(m[1], 1) !== 'string' || (isValidHost(m[1]) && !m[1].includes(':')))
+}, ENGINE_HELP)
+
 const engine = z.union([
-  z.string().regex(/^(unix:\/\/\/|tcp:\/\/)/, 'expected unix:///path or tcp://host:port'),
-  z.strictObject({ url: z.string().regex(/^(unix:\/\/\/|tcp:\/\/)/, 'expected unix:///path or tcp://host:port'), tls: tls.optional() })
+  engineUrl,
+  z.strictObject({ url: engineUrl, tls: tls.optional() })
 ], { error: 'expected an engine address such as unix:///var/run/docker.sock' })
 
 const dockerSpec = z.strictObject({
   engines: z.array(engine).min(1, 'at least one engine').default([...DEFAULTS.docker.engines]),
   tls: tls.optional(),
-  image: z.string({ error: 'expected an image name' }).min(1),
+  image: z.string({ error: 'expected an image name' }).min(1, 'must not be empty').superRefine(placeholders(['version'])),
   port: port.min(1, 'port must be 1-65535'),
-  env: env.default({}),
-  init: z.boolean().default(DEFAULTS.docker.init)
+  env: templatedEnv.default({}),
+  init: z.boolean({ error: 'expected true or false' }).default(DEFAULTS.docker.init)
 })
 
 const pool = z.strictObject({
-  size: positiveInt('instances').min(1, 'at least 1').max(1000, 'at most 1000').optional(),
+  size: wholeNumber('instances').min(1, 'at least 1').max(1000, 'at most 1000').optional(),
   balance: z.enum(['least-request', 'round-robin'], { error: 'expected least-request or round-robin' }).default(DEFAULTS.pool.balance),
   version: stringish.default(DEFAULTS.pool.version),
   process: processSpec.optional(),
   docker: dockerSpec.optional(),
-  servers: z.array(hostPort).min(1, 'at least one server').optional(),
+  servers: z.array(hostPort(1), { error: 'expected a list of host:port' }).min(1, 'at least one server').optional(),
   readiness: readiness.optional(),
   rollout: rollout.prefault({})
 })
+
+const poolName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'pool names use letters, digits, - and _ (at most 63, starting with a letter or digit)')
 
 export const configSchema = z.strictObject({
   listen: z.array(listener, { error: 'expected a list of listeners such as - port: 8080' }).min(1, 'at least one listener'),
   admin: admin.prefault({}),
   proxy: proxy.prefault({}),
-  routes: z.array(route).optional(),
-  pools: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'pool names use letters, digits, - and _'), pool, { error: 'expected a map of pools' })
-})
+  routes: z.array(route, { error: 'expected a list of routes' })
+    .min(1, 'needs at least one route (or leave routes: out when there is only one pool)').optional(),
+  // An empty pools: map is reported by crossCheck (zod's record hides some keys).
+  pools: z.record(poolName, pool, { error: 'expected a map of pools' })
+}, { error: 'expected a map of settings (listen:, pools:, ...)' })
 
 export type RawConfig = z.output<typeof configSchema>
 export type RawPool = z.output<typeof pool>
@@ -151,4 +262,7 @@ export type ReadinessSpec = z.output<typeof readiness>
 export type RolloutSpec = z.output<typeof rollout>
 export type ProcessSpec = z.output<typeof processSpec>
 export type DockerSpec = z.output<typeof dockerSpec>
-export { rollout as rolloutSchema, env as envSchema, scaled as scaledSchema, duration as durationSchema }
+export {
+  rollout as rolloutSchema, env as envSchema, scaled as scaledSchema, duration as durationSchema,
+  pool as poolSchema, listener as listenerSchema, admin as adminSchema, route as routeSchema
+}
