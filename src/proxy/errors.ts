@@ -2,7 +2,7 @@
  * What went wrong with one upstream attempt, reduced to the few kinds that
  * decide retry and status (and label baton_upstream_errors_total).
  */
-export type UpstreamErrorKind = 'refused' | 'reset' | 'connect_timeout' | 'timeout' | 'body_timeout' | 'closed' | 'aborted' | 'other'
+export type UpstreamErrorKind = 'refused' | 'reset' | 'connect_timeout' | 'timeout' | 'body_timeout' | 'closed' | 'aborted' | 'no_fd' | 'other'
 
 export function classify (err: Error & { code?: string }): UpstreamErrorKind {
   switch (err.code) {
@@ -16,6 +16,9 @@ export function classify (err: Error & { code?: string }): UpstreamErrorKind {
     case 'UND_ERR_CLOSED':
     case 'UND_ERR_DESTROYED': return 'closed'
     case 'UND_ERR_ABORTED': return 'aborted'
+    // Out of file descriptors: baton's own trouble, not the upstream's.
+    case 'EMFILE':
+    case 'ENFILE': return 'no_fd'
     default: return 'other'
   }
 }

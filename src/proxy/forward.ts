@@ -21,6 +21,8 @@ export interface ForwardContext {
  */
 export class Exchange implements Dispatcher.DispatchHandler {
   private upstream: Upstream
+  /** Upstreams this request failed on, made only when it is retried. */
+  private tried: Upstream[] | undefined
   private attempts = 0
   private connected = false
   private headersSent = false
@@ -64,8 +66,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true // 1xx informational: not forwarded
     this.status = statusCode
     this.resume = resume
-    this.headersSent = true
+    // Should Node refuse the upstream's head (it throws), undici aborts the
+    // attempt and onError answers 502: nothing reached the client yet.
     this.res.writeHead(statusCode, responseHeaders(rawHeaders))
+    this.headersSent = true
     return true
   }
 
@@ -96,7 +100,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return
     }
     if (this.retriable(kind)) {
-      const next = this.pool.pick(this.upstream)
+      const tried = this.tried ??= []
+      tried.push(this.upstream)
+      const next = this.pool.pick(this.upstream, tried)
       if (next !== undefined) {
         this.ctx.metrics.retries.labels(this.pool.name).inc()
         this.upstream.traffic.retry()
@@ -109,25 +115,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
         return
       }
     }
-    const status = kind === 'timeout' ? 504 : 502
+    const status = kind === 'timeout' ? 504 : kind === 'no_fd' ? 503 : 502
     this.reply(status, kind)
   }
 
   private retriable (kind: UpstreamErrorKind): boolean {
     if (this.attempts >= this.ctx.retries || this.res.destroyed) return false
-    if (!this.connected) return kind !== 'timeout' && kind !== 'body_timeout' && kind !== 'aborted'
+    if (!this.connected) return kind !== 'timeout' && kind !== 'body_timeout' && kind !== 'aborted' && kind !== 'no_fd'
     return kind === 'reset' && this.opts.body === null && IDEMPOTENT.has(this.opts.method)
   }
 
   private reply (status: number, kind: string): void {
     const body = status === 504
       ? 'baton: the upstream did not answer in time\n'
-      : `baton: the upstream failed (${kind})\n`
+      : status === 503
+        ? 'baton: out of file descriptors; try again shortly\n'
+        : `baton: the upstream failed (${kind})\n`
     if (!this.res.headersSent && !this.res.destroyed) {
+      if (status === 503) this.res.setHeader('retry-after', '1')
       this.res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
       this.res.end(body)
     }
-    this.finish(status, status === 504 ? Outcome.Baton5xx : Outcome.UpstreamFailed)
+    this.finish(status, status === 502 ? Outcome.UpstreamFailed : Outcome.Baton5xx)
   }
 
   private finish (status: number, outcome = Outcome.App): void {

@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs'
+import { connect, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { CLI, ROOT, startBaton, writeConfig, type RunningBaton } from '../helpers/baton.js'
+import { startProc, type Proc } from '../helpers/procs.js'
+
+const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-upstream.mjs', import.meta.url))
+
+function rssMb (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return Number(m?.[1] ?? 0) / 1024
+}
+
+async function hostile (): Promise<Proc & { port: number }> {
+  const p = startProc(process.execPath, [HOSTILE])
+  const { port } = await p.waitLine(l => typeof l?.port === 'number')
+  return Object.assign(p, { port: port as number })
+}
+
+function config (upstreamPort: number, timeouts: Record<string, string> = {}): object {
+  return {
+    listen: [{ port: 0, host: '127.0.0.1' }],
+    admin: { listen: '127.0.0.1:0' },
+    proxy: { timeouts: { idle: '120s', ...timeouts } },
+    pools: { web: { servers: [`127.0.0.1:${upstreamPort}`] } }
+  }
+}
+
+/** Opens `n` keep-alive connections, each answered once, then left idle. */
+async function idleConnections (port: number, n: number): Promise<Socket[]> {
+  const sockets: Socket[] = []
+  const batch = 500
+  for (let i = 0; i < n; i += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, n - i) }, async () => {
+      const s = connect(port, '127.0.0.1')
+      sockets.push(s)
+      s.on('error', () => undefined)
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject)
+        s.once('data', () => resolve())
+        s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+      })
+    }))
+  }
+  return sockets
+}
+
+describe('bounded resources', () => {
+  const procs: Proc[] = []
+  let baton: RunningBaton | undefined
+  afterEach(async () => {
+    await baton?.kill('SIGKILL')
+    baton = undefined
+    for (const p of procs.splice(0)) await p.kill('SIGKILL')
+  })
+
+  it('10,000 idle keep-alive client connections stay under 250 MB of RSS, and baton keeps serving', async () => {
+    const up = await hostile()
+    procs.push(up)
+    baton = await startBaton(config(up.port))
+    await fetch(baton.url + '/')
+    const before = rssMb(baton.pid)
+    const sockets = await idleConnections(baton.ports[0], 10_000)
+    const after = rssMb(baton.pid)
+    const res = await fetch(baton.url + '/')
+    console.log(`10,000 idle connections: RSS ${before.toFixed(0)} MB → ${after.toFixed(0)} MB (+${((after - before) * 1024 / 10_000).toFixed(1)} KB each)`)
+    expect(res.status).toBe(200)
+    expect(after).toBeLessThan(250)
+    for (const s of sockets) s.destroy()
+  }, 120_000)
+
+  it('out of file descriptors: 503 with Retry-After where baton holds the client, a quick close where it cannot accept, then recovery without a crash', async () => {
+    const up = await hostile()
+    procs.push(up)
+    // Start baton under a low descriptor limit (prlimit, from util-linux).
+    const file = writeConfig(config(up.port))
+    const proc = startProc('prlimit', ['--nofile=200', process.execPath, CLI, 'start', '-c', file], { cwd: ROOT })
+    procs.push(proc)
+    const started = await proc.waitLine(l => l?.msg === 'baton started')
+    const port = started.listeners[0].port as number
+    // 150 concurrent slow requests: each holds a client and an upstream socket.
+    const statuses: Array<number | string> = await Promise.all(Array.from({ length: 150 }, async () =>
+      await fetch(`http://127.0.0.1:${port}/slow?ms=1500`, { signal: AbortSignal.timeout(30_000) })
+        .then(async r => { await r.text(); return r.status === 503 && r.headers.get('retry-after') === '1' ? '503+retry-after' : r.status },
+          // A connection baton cannot accept for want of a descriptor is closed by
+          // libuv at once (its EMFILE trick): the client sees a reset, not a hang.
+          (e: Error & { cause?: { code?: string } }) => ['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE'].includes(e.cause?.code ?? '') ? 'closed-at-accept' : `${e.name}:${e.cause?.code ?? ''}`)))
+    const counts: Record<string, number> = {}
+    for (const s of statuses) counts[s] = (counts[s] ?? 0) + 1
+    console.log(`EMFILE: ${JSON.stringify(counts)}`)
+    expect(counts['503+retry-after']).toBeGreaterThan(0)
+    expect(Object.keys(counts).filter(k => !['200', '503+retry-after', 'closed-at-accept'].includes(k))).toEqual([])
+    // Recovered: the process is alive and answers.
+    expect(proc.child.exitCode).toBeNull()
+    const res = await fetch(`http://127.0.0.1:${port}/`)
+    expect(res.status).toBe(200)
+  }, 90_000)
+
+  it('an upstream with response headers over the limit is cut with 502, not buffered', async () => {
+    const up = await hostile()
+    procs.push(up)
+    baton = await startBaton(config(up.port))
+    const res = await fetch(`${baton.url}/bigheaders?kb=200`)
+    expect(res.status).toBe(502)
+    expect((await fetch(`${baton.url}/`)).status).toBe(200)
+  }, 30_000)
+
+  it('a never-ending upstream body to a client that stops reading: memory stays flat; the client leaving cuts the upstream', async () => {
+    const up = await hostile()
+    procs.push(up)
+    baton = await startBaton(config(up.port))
+    const before = rssMb(baton.pid)
+    const s = connect(baton.ports[0], '127.0.0.1')
+    s.write('GET /infinite HTTP/1.1\r\nHost: x\r\n\r\n')
+    await new Promise(resolve => s.once('data', resolve))
+    s.pause() // stop reading: backpressure all the way to the upstream
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    const during = rssMb(baton.pid)
+    console.log(`never-ending body, paused reader: RSS ${before.toFixed(0)} → ${during.toFixed(0)} MB`)
+    expect(during - before).toBeLessThan(50)
+    s.destroy()
+    const until = Date.now() + 10_000
+    let stats = { infiniteClosed: 0 }
+    while (Date.now() < until && stats.infiniteClosed === 0) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      stats = await (await fetch(`http://127.0.0.1:${up.port}/stats`)).json() as { infiniteClosed: number }
+    }
+    expect(stats.infiniteClosed).toBe(1)
+    const pool = await (await fetch(`${baton.adminUrl}/v1/pools/web`)).json() as { instances: Array<{ inflight: number }> }
+    expect(pool.instances[0].inflight).toBe(0)
+  }, 60_000)
+})
