@@ -6,7 +6,7 @@ import type { PoolEvent } from '../pool/managed.js'
 import type { Upstream } from '../pool/upstream.js'
 import { buildReport } from '../rollout/report.js'
 import { renderSvg } from '../rollout/svg.js'
-import { parseBody, rolloutBody } from './bodies.js'
+import { checkMovable, parseBody, rolloutBody } from './bodies.js'
 import { AdminError, readJson, sendJson } from './server.js'
 
 function upstreamView (u: Upstream, pid: number | null = null): Record<string, unknown> {
@@ -90,6 +90,7 @@ export function registerRoutes (baton: Baton): void {
   admin.on('POST', '/v1/pools/:name/rollouts', async (req, res, [name]) => {
     const m = managedPool(baton, name)
     const body = parseBody(rolloutBody, await readJson(req))
+    checkMovable(m.pool.config.rollout, m.pool.config.size, body.strategy)
     if (m.rollout?.active === true) throw new AdminError(409, `a rollout (${m.rollout.id}) is already running in pool "${name}"`)
     const r = m.startRollout({ version: body.version, env: body.env, command: body.command, image: body.image }, body.strategy ?? {})
     baton.rollouts.set(r.id, r)

@@ -80,6 +80,8 @@ export class AdminServer {
       const status = err instanceof AdminError ? err.status : 500
       const message = err instanceof Error ? err.message : String(err)
       if (status === 500) log('error', 'admin request failed', { path, error: message })
+      // A body left half read (413) cannot be followed by another request on this connection.
+      if (status === 413 && !res.headersSent) res.setHeader('connection', 'close')
       if (!res.headersSent) sendJson(res, status, { error: message })
       else res.destroy()
     }

@@ -1,10 +1,21 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 import { existsSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
-import { Baton } from '../baton.js'
 import { ConfigError, formatProblem } from '../config/errors.js'
-import { isLoopback, loadConfigFile } from '../config/load.js'
 import { log } from '../log.js'
+import { CliError } from './client.js'
+import { registerControl } from './commands/control.js'
+import { registerReload } from './commands/reload.js'
+import { registerRollout } from './commands/rollout.js'
+import { registerStatus } from './commands/status.js'
+
+/**
+ * The proxy and the config loader load only for `start` and `check`, so that
+ * the client commands start in a fraction of the time.
+ */
+async function server () {
+  return { ...await import('../baton.js'), ...await import('../config/load.js') }
+}
 
 /** `./baton.yaml`, else `config/baton.yaml` (SPEC §1). */
 function defaultConfigFile (): string {
@@ -27,7 +38,8 @@ program
 program.command('check')
   .description('validate a config file (like nginx -t): prints ok, or every error as FILE:LINE:COL key: message')
   .option('-c, --config <file>', 'config file (default ./baton.yaml, else config/baton.yaml)')
-  .action((opts: { config?: string }) => {
+  .action(async (opts: { config?: string }) => {
+    const { loadConfigFile } = await server()
     const file = opts.config ?? defaultConfigFile()
     try {
       loadConfigFile(file)
@@ -43,6 +55,7 @@ program.command('start')
   .description('run the proxy, the admin API and the orchestrator in the foreground')
   .option('-c, --config <file>', 'config file (default ./baton.yaml, else config/baton.yaml)')
   .action(async (opts: { config?: string }) => {
+    const { Baton, isLoopback, loadConfigFile } = await server()
     const file = opts.config ?? defaultConfigFile()
     let config
     try {
@@ -68,6 +81,13 @@ program.command('start')
     }
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))
+    // SIGHUP re-reads the config, like nginx -s reload; a bad file changes nothing.
+    process.on('SIGHUP', () => {
+      baton.reload().catch((err: Error) => {
+        const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : undefined
+        log('error', 'reload refused; the running config is unchanged', { error: err.message.split('\n')[0], problems })
+      })
+    })
     try {
       await baton.start()
     } catch (err) {
@@ -78,9 +98,15 @@ program.command('start')
     }
   })
 
+// Client commands of the admin API (SPEC §1), one module each.
+registerRollout(program)
+registerStatus(program)
+registerControl(program)
+registerReload(program)
+
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode)
-  fail(err instanceof Error ? err.message : String(err))
+  fail(err instanceof Error ? err.message : String(err), err instanceof CliError ? err.exitCode : 1)
 }

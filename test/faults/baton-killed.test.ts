@@ -12,7 +12,7 @@ describe('baton itself SIGKILLed mid-rollout', () => {
       p.instances.some((i: any) => i.version === 'v2' && i.state === 'serving') &&
       p.instances.some((i: any) => i.version === 'v1' && i.state === 'serving'))
     const pids: number[] = mid.instances.map((i: any) => i.pid).filter((p: number | null) => p !== null)
-    await first.kill('SIGKILL')
+    await first.killKeepingInstances()
 
     const second = await startBaton(readFileSync(first.configFile, 'utf8'), { dir: first.dir })
     try {

@@ -1,6 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { startProc, type Proc } from './procs.js'
@@ -15,6 +16,8 @@ export interface RunningBaton extends Proc {
   adminUrl: string
   configFile: string
   dir: string
+  /** SIGKILL baton alone, leaving its instances running (tests of what a next start does). */
+  killKeepingInstances: () => Promise<number | null>
 }
 
 /** Writes a config (object or YAML text) to a fresh temp folder. */
@@ -36,14 +39,28 @@ export async function startBaton (config: object | string, opts: { env?: Record<
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, ...opts.env }
   })
-  const started = await proc.waitLine(l => l?.msg === 'baton started', opts.timeoutMs ?? 30_000)
+  // However a test ends baton (SIGKILL included), its instances go too.
+  const kill = proc.kill
+  proc.kill = async (signal?: NodeJS.Signals) => {
+    const code = await kill(signal)
+    killLeftInstances(configFile)
+    return code
+  }
+  let started
+  try {
+    started = await proc.waitLine(l => l?.msg === 'baton started', opts.timeoutMs ?? 30_000)
+  } catch (err) {
+    await proc.kill('SIGKILL')
+    throw err
+  }
   const ports = (started.listeners as Array<{ port: number }>).map(l => l.port)
   return Object.assign(proc, {
     ports,
     url: `http://127.0.0.1:${ports[0]}`,
     adminUrl: `http://127.0.0.1:${started.admin.port as number}`,
     configFile,
-    dir
+    dir,
+    killKeepingInstances: async () => await kill('SIGKILL')
   })
 }
 
@@ -52,4 +69,25 @@ export async function runCli (args: string[], opts: { env?: Record<string, strin
   const proc = startProc(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env } })
   const code = await proc.exited
   return { code, stdout: proc.lines.join('\n'), stderr: proc.stderr.join('\n') }
+}
+
+/**
+ * Kills the process groups of the instances a baton's state file lists (the
+ * file baton keeps for this very case), checking that each pid still carries
+ * its instance id.
+ */
+export function killLeftInstances (configFile: string): void {
+  const key = createHash('sha256').update(resolve(configFile)).digest('hex').slice(0, 16)
+  let entries: Array<{ id: string, pid: number }> = []
+  try {
+    entries = JSON.parse(readFileSync(join(process.env.BATON_STATE_DIR ?? tmpdir(), `baton-state-${key}.json`), 'utf8')).instances ?? []
+  } catch {
+    return
+  }
+  for (const e of entries) {
+    try {
+      if (!readFileSync(`/proc/${e.pid}/environ`, 'latin1').split('\0').includes(`BATON_INSTANCE=${e.id}`)) continue
+      process.kill(-e.pid, 'SIGKILL')
+    } catch { /* gone already */ }
+  }
 }

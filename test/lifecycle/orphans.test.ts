@@ -9,7 +9,7 @@ describe('instances left by a killed baton', () => {
     const first = await startBaton(demoConfig({ size: 2 }))
     const orphans: number[] = (await getPool(first.adminUrl)).instances.map((i: any) => i.pid)
     expect(orphans).toHaveLength(2)
-    await first.kill('SIGKILL')
+    await first.killKeepingInstances()
     // Their own process groups keep them alive after baton is gone.
     for (const pid of orphans) expect(isAlive(pid)).toBe(true)
 
