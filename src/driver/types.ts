@@ -13,6 +13,8 @@ export interface Revision {
   process?: ProcessSpec
   docker?: DockerSpec
   createdAt: string
+  /** It served the pool at full size once (a rollback goes only to such revisions). */
+  good?: boolean
 }
 
 export interface StartRequest {

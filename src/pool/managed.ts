@@ -62,7 +62,8 @@ export class ManagedPool {
       version: this.config.version,
       process: this.config.process,
       docker: this.config.docker,
-      createdAt: new Date().toISOString()
+      createdAt: new Date().toISOString(),
+      good: true
     }
     this.revisions = [first]
     this.target = first
@@ -122,11 +123,12 @@ export class ManagedPool {
 
   /** Rolls back to the revision before the current one (a rollout of its own). */
   rollbackToPrevious (): Rollout | undefined {
+    // The newest earlier revision that served at full size: not one that was rolled back.
     const idx = this.revisions.findIndex(r => r === this.target)
-    const prev = idx > 0 ? this.revisions[idx - 1] : undefined
+    const prev = this.revisions.slice(0, Math.max(0, idx)).reverse().find(r => r.good === true)
     if (prev === undefined) return undefined
     // The previous revision becomes the newest again, as `kubectl rollout undo` does.
-    this.revisions.splice(idx - 1, 1)
+    this.revisions.splice(this.revisions.indexOf(prev), 1)
     this.revisions.push(prev)
     return this.beginRollout(this.target, prev, {})
   }
@@ -259,6 +261,7 @@ export class ManagedPool {
         mineAvailable.length === size && others.length === 0) {
       r.updated = size
       this.target = r.targetRevision
+      this.target.good = true
       r.converged()
       this.afterRolloutChange()
       this.notify()
