@@ -6,6 +6,7 @@ import { log } from '../log.js'
 import { CliError } from './client.js'
 import { registerControl } from './commands/control.js'
 import { registerReload } from './commands/reload.js'
+import { registerReport } from './commands/report.js'
 import { registerRollout } from './commands/rollout.js'
 import { registerStatus } from './commands/status.js'
 
@@ -103,6 +104,7 @@ registerRollout(program)
 registerStatus(program)
 registerControl(program)
 registerReload(program)
+registerReport(program)
 
 try {
   await program.parseAsync(process.argv)

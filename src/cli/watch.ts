@@ -1,3 +1,5 @@
+import type { RolloutReport } from '../rollout/report.js'
+import { summarise } from './commands/report.js'
 import { MultiBar, type SingleBar } from 'cli-progress'
 import { CliError, type AdminClient } from './client.js'
 import { formatElapsed } from './format.js'
@@ -216,6 +218,8 @@ export class RolloutWatcher {
 /** How a watched rollout ended: a line on stdout and exit 0 on success, else a CliError (exit 1). */
 export function report (v: RolloutView, startedAt: number, out: NodeJS.WriteStream = process.stdout): void {
   const took = formatElapsed(Date.now() - startedAt)
+  // What the users saw, from baton's rollout report.
+  if (v.report !== undefined && v.report !== null && 'phases' in v.report) out.write(summarise(v.report as RolloutReport) + '\n')
   if (v.status === 'succeeded') {
     out.write(`rollout ${v.id} succeeded in ${took}: pool ${v.pool} runs ${revisionLabel(v.toRevision, v.toVersion)} on ${v.total} instance(s)\n`)
     return

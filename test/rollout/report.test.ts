@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { XMLValidator } from 'fast-xml-parser'
-import { startBaton, type RunningBaton } from '../helpers/baton.js'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { runCli, startBaton, type RunningBaton } from '../helpers/baton.js'
 import { startLoad } from '../helpers/load.js'
 import { adminJson, demoConfig, startRollout, waitRollout } from '../helpers/pool.js'
 
@@ -76,5 +78,26 @@ describe('the rollout report', () => {
     expect(svg).toContain('id="p99"')
     expect(svg.match(/class="phase soak"/g)).toHaveLength(3)
     expect(svg.match(/class="failure"/g)?.length ?? 0).toBeGreaterThan(0)
+
+    // The CLI: `baton report ID --svg FILE` prints the summary and writes the same picture.
+    const file = join(baton.dir, 'rollout.svg')
+    const cli = await runCli(['report', r.id, '--svg', file, '--admin', baton.adminUrl])
+    expect(cli.code).toBe(0)
+    expect(cli.stdout).toMatch(new RegExp(`users saw: ${String(report.requests)} requests during the rollout, ${String(report.failed.total)} failed`))
+    expect(cli.stdout).toMatch(/batch 3 +\d+ req +p50/)
+    expect(XMLValidator.validate(readFileSync(file, 'utf8'))).toBe(true)
+    const missing = await runCli(['report', 'nope', '--admin', baton.adminUrl])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr.split('\n')).toHaveLength(1)
   }, 90_000)
+
+  it('rollout --watch ends with what the users saw', async () => {
+    baton = await startBaton(demoConfig({ size: 1, rollout: { minReady: '300ms' } }))
+    const load = startLoad(baton.url, { keepAlive: 2 })
+    const cli = await runCli(['rollout', 'web', '--version', 'v2', '--watch', '--admin', baton.adminUrl])
+    const client = await load.stop()
+    expect(cli.code).toBe(0)
+    expect(cli.stdout).toMatch(/users saw: \d+ requests during the rollout, 0 failed/)
+    expect(client.failed).toBe(0)
+  }, 60_000)
 })
