@@ -36,8 +36,8 @@ export class Pool {
     this.config = config
   }
 
-  pick (exclude?: Upstream): Upstream | undefined {
-    return this.balancer.pick(this.eligible, exclude)
+  pick (exclude?: Upstream, tried?: readonly Upstream[]): Upstream | undefined {
+    return this.balancer.pick(this.eligible, exclude, tried)
   }
 
   get serving (): readonly Upstream[] { return this.members }
