@@ -5,7 +5,12 @@ import type { ReadinessSpec } from '../config/types.js'
 export async function probeOnce (host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
   return await new Promise<boolean>(resolve => {
     let settled = false
-    const settle = (ok: boolean): void => { if (!settled) { settled = true; resolve(ok) } }
+    const settle = (ok: boolean): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(deadline)
+      resolve(ok)
+    }
     // A fresh connection per probe, as Kubernetes does: a probe must not ride
     // on (or keep alive) a socket that the proxy's pool could be using.
     const req = request({ host, port, path, method: 'GET', agent: false, headers: { 'user-agent': 'baton-probe', connection: 'close' } }, res => {
@@ -13,8 +18,11 @@ export async function probeOnce (host: string, port: number, path: string, timeo
       const ok = res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 400
       res.once('end', () => settle(ok))
       res.once('error', () => settle(false))
+      res.once('close', () => settle(false)) // after 'end' this changes nothing
     })
-    req.setTimeout(timeoutMs, () => { req.destroy(); settle(false) })
+    // A deadline for the whole probe, not an idle timeout: an app that
+    // trickles its answer byte by byte still fails it.
+    const deadline = setTimeout(() => { req.destroy(); settle(false) }, timeoutMs)
     req.once('error', () => settle(false))
     req.end()
   })

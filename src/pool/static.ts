@@ -13,6 +13,7 @@ import { Upstream } from './upstream.js'
  */
 export class StaticMembers {
   private readonly members = new Map<string, { upstream: Upstream, prober?: Prober }>()
+  private readiness: PoolConfig['readiness']
 
   constructor (
     private readonly pool: Pool,
@@ -22,14 +23,27 @@ export class StaticMembers {
 
   get upstreams (): Upstream[] { return [...this.members.values()].map(m => m.upstream) }
 
-  /** Adds new servers, removes dropped ones (drained), keeps the rest as they are. */
+  /**
+   * Adds new servers, removes dropped ones (drained), keeps the rest as they
+   * are. A change of upstream timeouts or of the health check replaces every
+   * server's Upstream; one that was serving goes on serving at once (its
+   * check then runs with the new spec), so a reload leaves no gap.
+   */
   sync (config: PoolConfig, proxy: ProxyConfig = this.proxy): void {
     const timeoutsChanged = proxy.timeouts.connect !== this.proxy.timeouts.connect ||
       proxy.timeouts.upstream !== this.proxy.timeouts.upstream
+    const readinessChanged = JSON.stringify(config.readiness) !== JSON.stringify(this.readiness)
     this.proxy = proxy
+    this.readiness = config.readiness
     const wanted = new Set(config.servers ?? [])
+    const serving = new Set<string>()
     for (const [address, m] of this.members) {
-      if (!wanted.has(address) || timeoutsChanged) this.drop(address, m.upstream, m.prober)
+      if (!wanted.has(address)) {
+        this.drop(address, m.upstream, m.prober)
+      } else if (timeoutsChanged || readinessChanged) {
+        if (this.pool.has(m.upstream)) serving.add(address)
+        this.drop(address, m.upstream, m.prober)
+      }
     }
     for (const address of wanted) {
       if (this.members.has(address)) continue
@@ -51,7 +65,8 @@ export class StaticMembers {
       if (config.readiness === undefined) {
         this.pool.add(upstream, 0)
       } else {
-        upstream.state = 'starting'
+        if (serving.has(address)) this.pool.add(upstream, 0)
+        else upstream.state = 'starting'
         prober = new Prober(upstream.host, upstream.port, config.readiness, verdict => {
           if (verdict === 'up') {
             log('info', 'server healthy', { pool: config.name, upstream: address })

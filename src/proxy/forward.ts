@@ -89,7 +89,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onError (err: Error): void {
     if (this.done) return
     const kind = classify(err)
-    if (kind === 'aborted' && this.res.destroyed) return // the client left: finish() ran already
+    if (kind === 'aborted' && this.res.destroyed) {
+      // The client left (finish() has run then), or its connection was closed
+      // after a 4xx for a malformed body: either way this exchange is over.
+      this.finish(499, Outcome.ClientAbort)
+      return
+    }
     this.ctx.metrics.upstreamErrors.labels(this.pool.name, kind).inc()
     this.upstream.traffic.attemptError()
     if (kind === 'refused' || kind === 'connect_timeout' || kind === 'reset') this.pool.recordFailure(this.upstream)
@@ -148,11 +153,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   private readonly onDrain = (): void => { this.resume?.() }
 
-  /** The client closed before the response finished: stop the upstream work too. */
+  /**
+   * The client's response closed before this exchange ended: the client left,
+   * or baton answered it itself (a 4xx for a malformed body). Either way the
+   * upstream work stops; if undici has not dispatched yet, onConnect aborts.
+   */
   private readonly onClientClose = (): void => {
     if (this.done) return
-    if (this.res.writableFinished) return
     this.abortUpstream?.()
-    this.finish(499, Outcome.ClientAbort)
+    this.finish(this.res.writableFinished ? this.res.statusCode : 499, Outcome.ClientAbort)
   }
 }

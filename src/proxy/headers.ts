@@ -17,7 +17,15 @@ export interface RequestHead {
   hasBody: boolean
   /** The Host header as sent (routing strips its port). */
   host: string | undefined
+  /**
+   * Why the request must be refused with 400 before it goes anywhere, if it
+   * must: more than one Host header (RFC 9112 §3.2), or a Transfer-Encoding
+   * whose final coding is not chunked (§6.3: its length is unknowable).
+   */
+  malformed: string | undefined
 }
+
+const FINAL_CHUNKED = /(?:^|,)[ \t]*chunked[ \t]*$/i
 
 /** Tokens listed in Connection headers, lower-cased; undefined when there are none to act on. */
 function connectionTokens (raw: readonly string[]): Set<string> | undefined {
@@ -40,15 +48,25 @@ export function requestHead (raw: readonly string[], clientIp: string | undefine
   const out: string[] = []
   let xff: string | undefined
   let host: string | undefined
+  let malformed: string | undefined
   let hasBody = false
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]
     const value = raw[i + 1]
     if (INTERESTING_LENGTHS.has(name.length)) {
       const lower = name.toLowerCase()
-      if (lower === 'host') { host = value; out.push(name, value); continue }
+      if (lower === 'host') {
+        if (host !== undefined) malformed = 'more than one Host header'
+        host = value
+        out.push(name, value)
+        continue
+      }
       if (lower === 'content-length') { if (value !== '0') hasBody = true; out.push(name, value); continue }
-      if (lower === 'transfer-encoding') { hasBody = true; continue }
+      if (lower === 'transfer-encoding') {
+        hasBody = true
+        if (!FINAL_CHUNKED.test(value)) malformed = 'a Transfer-Encoding that does not end in chunked'
+        continue
+      }
       // undici refuses Expect; Node already answered 100-continue to the client.
       if (lower === 'expect') continue
       if (lower === 'x-forwarded-for') { xff = xff === undefined ? value : `${xff}, ${value}`; continue }
@@ -65,7 +83,7 @@ export function requestHead (raw: readonly string[], clientIp: string | undefine
   out.push('x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`)
   out.push('x-forwarded-proto', proto)
   if (host !== undefined) out.push('x-forwarded-host', host)
-  return { headers: out, hasBody, host }
+  return { headers: out, hasBody, host, malformed }
 }
 
 /**

@@ -37,6 +37,8 @@ export function normaliseHost (h: string | undefined): string {
     const colon = h.lastIndexOf(':')
     if (colon !== -1) end = colon
   }
+  // The fully qualified form `example.com.` names the same host.
+  if (end > 1 && h.charCodeAt(end - 1) === 46 /* . */) end--
   return h.slice(0, end).toLowerCase()
 }
 
@@ -46,11 +48,13 @@ function pathOf (url: string): string {
 }
 
 function compile (r: RouteConfig): CompiledRoute {
-  const hostMatch = r.host === undefined
+  // Hosts compare case-insensitively: the request side is lower-cased by normaliseHost.
+  const host = r.host?.toLowerCase()
+  const hostMatch = host === undefined
     ? undefined
-    : r.host.startsWith('*.')
-      ? ((suffix: string) => (h: string) => h.length > suffix.length && h.endsWith(suffix))(r.host.slice(1))
-      : ((exact: string) => (h: string) => h === exact)(r.host)
+    : host.startsWith('*.')
+      ? ((suffix: string) => (h: string) => h.length > suffix.length && h.endsWith(suffix))(host.slice(1))
+      : ((exact: string) => (h: string) => h === exact)(host)
   const prefix = r.pathPrefix ?? '/'
   // Whole segments: `/v1` matches `/v1` and `/v1/x` but not `/v10`.
   const bare = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix

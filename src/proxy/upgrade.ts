@@ -1,72 +1,206 @@
-import type { IncomingMessage } from 'node:http'
+import { request, type ClientRequest, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import httpProxy from 'http-proxy'
+import type { ProxyConfig } from '../config/types.js'
 import { log } from '../log.js'
 import type { Metrics } from '../metrics/registry.js'
+import { Outcome } from '../metrics/traffic.js'
 import type { Pool } from '../pool/pool.js'
+import type { Upstream } from '../pool/upstream.js'
+import { classify, type UpstreamErrorKind } from './errors.js'
+import { requestHead } from './headers.js'
 
 /**
- * Upgrade (WebSocket) tunnelling through http-proxy. The tunnel counts as in
- * flight on its upstream until either side closes, and its client socket is
- * registered with the upstream so a drain can close it at drainTimeout (G7).
+ * WebSocket upgrades (G7). The upgrade request goes out with the same header
+ * rules as any request (hop-by-hop headers dropped but Upgrade/Connection,
+ * X-Forwarded-* set); a refused, timed-out or reset attempt before the
+ * upstream answered is retried on another instance (G4: a GET that carried no
+ * bytes past its head). Once switched, the two sockets are piped and live and
+ * die together; the tunnel counts as in flight on its upstream until then,
+ * and its client socket is registered there so a drain can close it at
+ * drainTimeout.
  */
 export class UpgradeTunnel {
-  private readonly proxy = httpProxy.createProxyServer({ xfwd: true, ws: true })
-
-  constructor (private readonly metrics: Metrics) {
-    // Errors are answered per call (see `forward`); this stops http-proxy from
-    // throwing on an unhandled 'error' event.
-    this.proxy.on('error', () => undefined)
-    // Once upgraded, the two sockets live and die together: http-proxy pipes
-    // them but does not end the upstream side when the client one is destroyed.
-    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
-      proxyReq.on('upgrade', (_res, proxySocket) => {
-        upgraded.add(socket)
-        socket.once('close', () => proxySocket.destroy())
-        proxySocket.once('close', () => socket.destroy())
-      })
-    })
-  }
+  constructor (private readonly metrics: Metrics, public config: ProxyConfig) {}
 
   forward (pool: Pool, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (!/^websocket$/i.test(req.headers.upgrade ?? '') || req.method !== 'GET') {
+    if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) {
       refuse(socket, 400, 'only WebSocket upgrades are proxied')
+      return
+    }
+    // A body on an upgrade request has no place to go (what follows the head
+    // belongs to the new protocol): refuse rather than guess.
+    const length = req.headers['content-length']
+    if ((length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined) {
+      refuse(socket, 400, 'an upgrade request must not carry a body')
       return
     }
     const upstream = pool.pick()
     if (upstream === undefined) {
-      refuse(socket, 503, 'no instance available')
+      refuse(socket, 503, `no instance of pool ${pool.name} is available`)
       return
     }
-    upstream.inflight++
-    upstream.upgrades.add(socket)
-    let released = false
-    const release = (): void => {
-      if (released) return
-      released = true
-      upstream.upgrades.delete(socket)
-      upstream.release()
-    }
-    socket.once('close', release)
-    const started = performance.now()
-    this.proxy.ws(req, socket, head, { target: upstream.origin }, (err: Error) => {
-      this.metrics.upstreamErrors.labels(pool.name, 'upgrade').inc()
-      log('debug', 'upgrade failed', { pool: pool.name, upstream: upstream.address, error: err.message })
-      if (upgraded.has(socket)) socket.destroy()
-      else refuse(socket, 502, 'the upstream failed')
-      upstream.observe(502, (performance.now() - started) / 1000)
-      release()
-    })
-    upstream.requests++
+    new UpgradeExchange(this, pool, req, socket as Socket, head).start(upstream)
+  }
+
+  upstreamError (pool: Pool, upstream: Upstream, kind: UpstreamErrorKind): void {
+    this.metrics.upstreamErrors.labels(pool.name, kind).inc()
+    upstream.traffic.attemptError()
+  }
+
+  retried (pool: Pool, upstream: Upstream): void {
+    this.metrics.retries.labels(pool.name).inc()
+    upstream.traffic.retry()
   }
 }
 
-const upgraded = new WeakSet<Duplex>()
+class UpgradeExchange {
+  private upstream: Upstream | undefined
+  private upstreamReq: ClientRequest | undefined
+  private connectTimer: NodeJS.Timeout | undefined
+  private attempts = 0
+  private readonly tried: Upstream[] = []
+  private switched = false
+  /** The upstream answered without switching (see onResponse). */
+  private answered = false
+  private done = false
+  private readonly headers: string[]
+  private readonly started = performance.now()
 
-/** Answers on a raw socket that has not been upgraded yet. */
+  constructor (
+    private readonly tunnel: UpgradeTunnel,
+    private readonly pool: Pool,
+    private readonly req: IncomingMessage,
+    private readonly socket: Socket,
+    private readonly head: Buffer
+  ) {
+    this.headers = requestHead(req.rawHeaders, req.socket.remoteAddress, 'http', true).headers
+    socket.once('close', () => this.end())
+  }
+
+  start (upstream: Upstream): void {
+    this.upstream = upstream
+    upstream.inflight++
+    upstream.upgrades.add(this.socket)
+    const t = this.tunnel.config.timeouts
+    const r = request({
+      host: upstream.host,
+      port: upstream.port,
+      method: 'GET',
+      path: this.req.url,
+      headers: this.headers,
+      agent: false,
+      setHost: false
+    })
+    this.upstreamReq = r
+    r.once('socket', (s: Socket) => {
+      this.connectTimer = setTimeout(() => r.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), t.connect)
+      s.once('connect', () => {
+        clearTimeout(this.connectTimer)
+        // The upstream must answer the upgrade within the upstream timeout.
+        this.connectTimer = setTimeout(() => r.destroy(Object.assign(new Error('no answer to the upgrade'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), t.upstream)
+      })
+    })
+    r.once('upgrade', this.onUpgrade)
+    r.once('response', this.onResponse)
+    r.on('error', this.onError)
+    r.end()
+  }
+
+  private readonly onUpgrade = (res: IncomingMessage, up: Socket, upHead: Buffer): void => {
+    clearTimeout(this.connectTimer)
+    if (this.done) { up.destroy(); return }
+    this.switched = true
+    const client = this.socket
+    let head = 'HTTP/1.1 101 Switching Protocols\r\n'
+    for (let i = 0; i < res.rawHeaders.length; i += 2) head += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`
+    client.write(head + '\r\n')
+    if (upHead.length > 0) client.write(upHead)
+    if (this.head.length > 0) up.write(this.head)
+    client.setNoDelay(true)
+    up.setNoDelay(true)
+    client.setTimeout(0)
+    up.on('error', () => client.destroy())
+    client.on('error', () => up.destroy())
+    up.once('close', () => client.destroy())
+    client.once('close', () => up.destroy())
+    up.pipe(client)
+    client.pipe(up)
+    this.upstream?.observe(101, (performance.now() - this.started) / 1000)
+  }
+
+  /** The upstream answered without switching: pass its answer on and close. */
+  private readonly onResponse = (res: IncomingMessage): void => {
+    clearTimeout(this.connectTimer)
+    this.answered = true
+    let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`
+    for (let i = 0; i < res.rawHeaders.length; i += 2) {
+      const name = res.rawHeaders[i].toLowerCase()
+      // The body is read decoded and delimited by the close.
+      if (name === 'connection' || name === 'transfer-encoding' || name === 'keep-alive' || name === 'upgrade') continue
+      head += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`
+    }
+    this.socket.write(head + 'Connection: close\r\n\r\n')
+    this.upstream?.observe(res.statusCode ?? 502, (performance.now() - this.started) / 1000)
+    res.pipe(this.socket)
+    res.on('error', () => this.socket.destroy())
+  }
+
+  private readonly onError = (err: Error & { code?: string }): void => {
+    clearTimeout(this.connectTimer)
+    // Once the upstream's answer is on its way, a failure can only cut it.
+    if (this.done || this.switched || this.answered) { this.socket.destroy(); return }
+    const kind = classify(err)
+    const upstream = this.upstream as Upstream
+    this.tunnel.upstreamError(this.pool, upstream, kind)
+    if (kind === 'refused' || kind === 'connect_timeout' || kind === 'reset') this.pool.recordFailure(upstream)
+    const retriable = kind === 'refused' || kind === 'connect_timeout' || kind === 'reset' || kind === 'other'
+    if (retriable && this.attempts < this.tunnel.config.retries) {
+      this.tried.push(upstream)
+      const next = this.pool.pick(upstream, this.tried)
+      if (next !== undefined) {
+        this.attempts++
+        this.tunnel.retried(this.pool, upstream)
+        this.releaseUpstream()
+        this.start(next)
+        return
+      }
+    }
+    log('debug', 'upgrade failed', { pool: this.pool.name, upstream: upstream.address, error: err.message })
+    const status = kind === 'timeout' ? 504 : 502
+    upstream.observe(status, (performance.now() - this.started) / 1000, status === 504 ? Outcome.Baton5xx : Outcome.UpstreamFailed)
+    refuse(this.socket, status, status === 504 ? 'the upstream did not answer in time' : `the upstream failed (${kind})`)
+  }
+
+  private releaseUpstream (): void {
+    const u = this.upstream
+    if (u === undefined) return
+    this.upstream = undefined
+    u.upgrades.delete(this.socket)
+    u.release()
+  }
+
+  /** The client side closed: everything for this tunnel ends. */
+  private end (): void {
+    if (this.done) return
+    this.done = true
+    clearTimeout(this.connectTimer)
+    if (!this.switched) this.upstreamReq?.destroy()
+    this.releaseUpstream()
+  }
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout'
+}
+
+/** Answers on a raw socket that has not been upgraded yet, then closes it. */
 export function refuse (socket: Duplex, status: number, message: string): void {
-  if (socket.destroyed) return
-  const reason = status === 400 ? 'Bad Request' : status === 404 ? 'Not Found' : status === 502 ? 'Bad Gateway' : 'Service Unavailable'
+  if (socket.destroyed || !socket.writable) return
   const body = `baton: ${message}\n`
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
 }

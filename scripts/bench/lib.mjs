@@ -1,0 +1,451 @@
+// Shared pieces of the benchmark (scripts/bench.mjs) and the profiler
+// (scripts/bench/profile.mjs): child processes that never outlive us, /proc
+// readers for CPU and memory, the load generators (wrk, else autocannon) and
+// the targets (backend, baton, http-proxy, undici, nginx).
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import { tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export const HERE = fileURLToPath(new URL('.', import.meta.url))
+export const NGINX = '/usr/sbin/nginx'
+
+export const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+/** Clock ticks per second of /proc/PID/stat utime and stime. */
+export const CLK_TCK = (() => {
+  try {
+    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim())
+    return Number.isFinite(n) && n > 0 ? n : 100
+  } catch {
+    return 100
+  }
+})()
+
+/** The first executable of that name on PATH (or the path itself), else undefined. */
+export function which (name) {
+  if (name.includes('/')) return existsSync(name) ? name : undefined
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir !== '' && existsSync(join(dir, name))) return join(dir, name)
+  }
+  return undefined
+}
+
+// ---------------------------------------------------------------------------
+// Child processes: every one we start is remembered, and stopped by its PID.
+
+const children = new Set()
+/** Extra PIDs to stop at the end (nginx workers, should their master die first). */
+const extraPids = new Set()
+
+function alive (pid) {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
+export function rememberPid (pid) { extraPids.add(pid) }
+
+/** Temp dirs removed by stopAll (also after Ctrl-C). */
+const tempDirs = new Set()
+export function tempDir (prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  tempDirs.add(dir)
+  return dir
+}
+
+/**
+ * Spawns a child with piped stdout/stderr (always drained, so it never blocks
+ * on a full pipe). `waitLine(pred)` resolves with the first stdout line, parsed
+ * as JSON when it is JSON, that pred accepts.
+ */
+export function spawnChild (name, cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, ...opts })
+  const proc = {
+    name,
+    child,
+    pid: child.pid,
+    lines: [],
+    stderr: [],
+    exitCode: undefined,
+    waiters: [],
+    exited: undefined,
+    waitLine: undefined,
+    stop: undefined
+  }
+  children.add(proc)
+  const parse = l => { try { return JSON.parse(l) } catch { return l } }
+  const keep = (arr, l) => { arr.push(l); if (arr.length > 200) arr.splice(0, arr.length - 200) }
+  createInterface({ input: child.stdout }).on('line', l => {
+    keep(proc.lines, l)
+    const v = parse(l)
+    for (const w of [...proc.waiters]) if (w.pred(v)) { proc.waiters.splice(proc.waiters.indexOf(w), 1); w.resolve(v) }
+  })
+  createInterface({ input: child.stderr }).on('line', l => keep(proc.stderr, l))
+  proc.exited = new Promise(resolve => {
+    child.once('error', err => { keep(proc.stderr, String(err)); proc.exitCode = -1; children.delete(proc); resolve(-1) })
+    child.once('close', (code, signal) => {
+      proc.exitCode = code ?? (signal !== null ? -1 : null)
+      children.delete(proc)
+      resolve(proc.exitCode)
+    })
+  })
+  const tail = () => `stdout:\n${proc.lines.slice(-20).join('\n')}\nstderr:\n${proc.stderr.slice(-20).join('\n')}`
+  proc.tail = tail
+  proc.waitLine = (pred, timeoutMs = 20_000) => {
+    for (const l of proc.lines) { const v = parse(l); if (pred(v)) return Promise.resolve(v) }
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve: v => { clearTimeout(t); resolve(v) } }
+      const t = setTimeout(() => {
+        proc.waiters.splice(proc.waiters.indexOf(w), 1)
+        reject(new Error(`${name}: timed out waiting for its start line\n${tail()}`))
+      }, timeoutMs)
+      proc.waiters.push(w)
+      void proc.exited.then(code => {
+        if (!proc.waiters.includes(w)) return
+        clearTimeout(t)
+        proc.waiters.splice(proc.waiters.indexOf(w), 1)
+        reject(new Error(`${name}: exited (${String(code)}) before it was ready\n${tail()}`))
+      })
+    })
+  }
+  /** SIGTERM (or `signal`), then SIGKILL after `graceMs`; resolves with the exit code. */
+  proc.stop = async (signal = 'SIGTERM', graceMs = 5_000) => {
+    if (proc.exitCode !== undefined) return proc.exitCode
+    try { process.kill(proc.pid, signal) } catch { /* gone already */ }
+    const timer = setTimeout(() => { try { process.kill(proc.pid, 'SIGKILL') } catch { /* gone */ } }, graceMs)
+    const code = await proc.exited
+    clearTimeout(timer)
+    return code
+  }
+  return proc
+}
+
+/** Stops every child we started (and remembered extra PIDs), each by its PID. */
+export async function stopAll () {
+  await Promise.all([...children].map(async p => await p.stop()))
+  for (const pid of extraPids) {
+    if (alive(pid)) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
+  }
+  extraPids.clear()
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+  tempDirs.clear()
+}
+
+let cleanupInstalled = false
+/** Ctrl-C, SIGTERM, an uncaught error or a plain exit: no child outlives us. */
+export function installCleanup () {
+  if (cleanupInstalled) return
+  cleanupInstalled = true
+  const bail = (code, why) => {
+    if (why !== undefined) process.stderr.write(`\nbench: ${why}; stopping everything it started\n`)
+    stopAll().finally(() => process.exit(code))
+  }
+  process.once('SIGINT', () => bail(130, 'interrupted'))
+  process.once('SIGTERM', () => bail(143, 'terminated'))
+  process.on('uncaughtException', err => { process.stderr.write(`${err.stack ?? err}\n`); bail(1) })
+  process.on('unhandledRejection', err => { process.stderr.write(`${err?.stack ?? err}\n`); bail(1) })
+  process.on('exit', () => {
+    for (const p of children) { try { process.kill(p.pid, 'SIGKILL') } catch { /* gone */ } }
+    for (const pid of extraPids) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
+  })
+}
+
+// ---------------------------------------------------------------------------
+// /proc readers.
+
+function statFields (pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // Field 2 (comm) may hold spaces and parentheses: split after the last ')'.
+  return s.slice(s.lastIndexOf(')') + 2).split(' ') // [0] is field 3 (state)
+}
+
+/** utime + stime of the processes (all their threads), in microseconds. */
+export function cpuMicros (pids) {
+  const t = cpuTimes(pids)
+  return t.user + t.sys
+}
+
+/** utime and stime of the processes (all their threads), each in microseconds. */
+export function cpuTimes (pids) {
+  let user = 0
+  let sys = 0
+  for (const pid of pids) {
+    try {
+      const f = statFields(pid)
+      user += Number(f[11]) // field 14, utime
+      sys += Number(f[12]) // field 15, stime
+    } catch { /* gone */ }
+  }
+  return { user: user * 1e6 / CLK_TCK, sys: sys * 1e6 / CLK_TCK }
+}
+
+/** Sum of VmRSS and of VmHWM over the processes, in kB. */
+export function memoryKb (pids) {
+  let rss = 0
+  let hwm = 0
+  for (const pid of pids) {
+    try {
+      const s = readFileSync(`/proc/${pid}/status`, 'utf8')
+      rss += Number(/^VmRSS:\s+(\d+)/m.exec(s)?.[1] ?? 0)
+      hwm += Number(/^VmHWM:\s+(\d+)/m.exec(s)?.[1] ?? 0)
+    } catch { /* gone */ }
+  }
+  return { rss, hwm }
+}
+
+/** PIDs whose parent is `ppid` (no /proc/PID/task/TID/children on every kernel). */
+export function childPids (ppid) {
+  const out = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try { if (Number(statFields(d)[1]) === ppid) out.push(Number(d)) } catch { /* raced an exit */ }
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------
+// Network helpers.
+
+/** A port that was free a moment ago (for nginx, which cannot report port 0). */
+export async function freePort () {
+  return await new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+export async function httpGet (url, timeoutMs = 5_000) {
+  return await new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, res => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', c => { body += c })
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)))
+    req.on('error', reject)
+  })
+}
+
+/** Retries GET until it answers 200 with the backend's body, or throws. */
+export async function waitHealthy (name, url, expectBody, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs
+  let last = ''
+  while (Date.now() < until) {
+    try {
+      const r = await httpGet(url)
+      if (r.status === 200 && r.body === expectBody) return r
+      last = `status ${r.status}, body ${JSON.stringify(r.body.slice(0, 100))}`
+    } catch (err) {
+      last = err.message
+    }
+    await sleep(100)
+  }
+  throw new Error(`${name} at ${url} does not proxy to the backend: ${last}`)
+}
+
+// ---------------------------------------------------------------------------
+// Load generators.
+
+const UNIT_MS = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+function wrkTimeMs (text) {
+  const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(text)
+  return m === null ? NaN : Number(m[1]) * UNIT_MS[m[2]]
+}
+
+/** Parses `wrk --latency` output. Exported for a quick self-check. */
+export function parseWrk (out) {
+  const num = re => { const m = re.exec(out); return m === null ? undefined : m }
+  const done = num(/(\d+) requests in ([\d.]+)(us|ms|s|m|h)/)
+  if (done === undefined) throw new Error(`cannot read wrk output:\n${out}`)
+  const requests = Number(done[1])
+  const seconds = Number(done[2]) * UNIT_MS[done[3]] / 1000
+  const rps = Number(num(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? requests / seconds)
+  const pct = p => wrkTimeMs(num(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm'))?.[1] ?? '')
+  const sock = num(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/)
+  const socketErrors = sock === undefined ? 0 : Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4])
+  const non2xx = Number(num(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0)
+  return { requests, seconds, rps, p50: pct(50), p99: pct(99), errors: socketErrors + non2xx, non2xx, socketErrors }
+}
+
+async function runWrk ({ url, seconds, connections, threads }) {
+  const p = spawnChild('wrk', which('wrk'), [
+    '-t', String(threads), '-c', String(Math.max(connections, threads)), '-d', `${Math.max(1, Math.round(seconds))}s`, '--latency', url
+  ])
+  const code = await p.exited
+  const out = p.lines.join('\n')
+  if (code !== 0) throw new Error(`wrk exited ${String(code)}\n${p.tail()}`)
+  return parseWrk(out)
+}
+
+let autocannonFn
+async function runAutocannon ({ url, seconds, connections }) {
+  autocannonFn ??= (await import('autocannon')).default
+  const r = await new Promise((resolve, reject) => {
+    autocannonFn({ url, connections, duration: Math.max(1, Math.round(seconds)), pipelining: 1 }, (err, res) => err ? reject(err) : resolve(res))
+  })
+  const requests = r.requests.total
+  const errors = r.errors + r.timeouts + r.non2xx
+  return { requests, seconds: r.duration, rps: requests / r.duration, p50: r.latency.p50, p99: r.latency.p99, errors, non2xx: r.non2xx, socketErrors: r.errors + r.timeouts }
+}
+
+/** 'wrk' when it is installed, else 'autocannon' (unless `wanted` says which). */
+export function loadTool (wanted) {
+  if (wanted === 'autocannon') return 'autocannon'
+  if (which('wrk') !== undefined) return 'wrk'
+  if (wanted === 'wrk') throw new Error('--load wrk: wrk is not on PATH')
+  return 'autocannon'
+}
+
+export async function runLoad (tool, opts) {
+  return tool === 'wrk' ? await runWrk(opts) : await runAutocannon(opts)
+}
+
+// ---------------------------------------------------------------------------
+// Targets. Each: { name, url, pids() -> the PIDs whose CPU is the proxy's,
+// stop() }. The backend is shared by all.
+
+export const BACKEND_BODY = 'hello from the bench backend\n'
+
+export async function startBackend () {
+  const p = spawnChild('backend', process.execPath, [join(HERE, 'backend.mjs')], { env: { ...process.env, BODY: BACKEND_BODY } })
+  const { port } = await p.waitLine(l => typeof l?.port === 'number')
+  return { name: 'backend', proc: p, port, url: `http://127.0.0.1:${port}/`, pids: () => [p.pid], stop: () => p.stop() }
+}
+
+export function batonConfig (backendPort, dir) {
+  const file = join(dir, 'baton.yaml')
+  writeFileSync(file, [
+    'listen: [{ port: 0, host: 127.0.0.1 }]',
+    'admin: { listen: 127.0.0.1:0 }',
+    'pools:',
+    '  web:',
+    `    servers: [127.0.0.1:${backendPort}]`,
+    ''
+  ].join('\n'))
+  return file
+}
+
+/** baton from dist/, optionally with extra node flags (e.g. --cpu-prof). */
+export async function startBaton (backendPort, dir, nodeFlags = []) {
+  const cli = join(ROOT, 'dist/cli/main.js')
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: build baton first (npx tsc -p tsconfig.json)`)
+  const config = batonConfig(backendPort, dir)
+  const p = spawnChild('baton', process.execPath, [...nodeFlags, cli, 'start', '-c', config])
+  const started = await p.waitLine(l => l?.msg === 'baton started', 30_000)
+  const port = started.listeners[0].port
+  return { name: 'baton', proc: p, port, url: `http://127.0.0.1:${port}/`, pids: () => [p.pid], stop: () => p.stop() }
+}
+
+async function startNodeProxy (name, file, backendPort) {
+  const p = spawnChild(name, process.execPath, [join(HERE, file)], { env: { ...process.env, TARGET_PORT: String(backendPort) } })
+  const { port } = await p.waitLine(l => typeof l?.port === 'number')
+  return { name, proc: p, port, url: `http://127.0.0.1:${port}/`, pids: () => [p.pid], stop: () => p.stop() }
+}
+
+export const startHttpProxy = backendPort => startNodeProxy('http-proxy', 'http-proxy.mjs', backendPort)
+export const startUndiciProxy = backendPort => startNodeProxy('undici', 'undici-proxy.mjs', backendPort)
+
+export function nginxVersion () {
+  const r = spawnSync(NGINX, ['-v'], { encoding: 'utf8' })
+  const m = /nginx\/[\w.-]+/.exec(`${r.stderr ?? ''}${r.stdout ?? ''}`)
+  return m === null ? 'nginx' : m[0]
+}
+
+/** "wrk 4.1.0" from `wrk --version` (which also prints its usage). */
+export function wrkVersion () {
+  const r = spawnSync(which('wrk') ?? 'wrk', ['--version'], { encoding: 'utf8' })
+  const m = /wrk\s+(?:\S+\/)?(\d[\w.]*)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)
+  return m === null ? 'wrk' : `wrk ${m[1]}`
+}
+
+/**
+ * nginx with one worker and upstream keep-alive, entirely in its own temp
+ * dir (prefix, conf, pid, logs, temp paths), in the foreground, as the
+ * current user. Its CPU is master + workers.
+ */
+export async function startNginx (backendPort) {
+  const dir = tempDir('baton-bench-nginx-')
+  const port = await freePort()
+  const me = userInfo()
+  const conf = join(dir, 'nginx.conf')
+  writeFileSync(conf, `# written by scripts/bench.mjs
+${process.getuid?.() === 0 ? `user ${me.username};\n` : ''}worker_processes 1;
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 65s;
+  upstream backend {
+    server 127.0.0.1:${backendPort};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`)
+  const p = spawnChild('nginx', NGINX, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/error.log`])
+  const url = `http://127.0.0.1:${port}/`
+  try {
+    await waitHealthy('nginx', url, BACKEND_BODY)
+  } catch (err) {
+    let log = ''
+    try { log = readFileSync(join(dir, 'error.log'), 'utf8') } catch { /* none */ }
+    throw new Error(`${err.message}\n${p.tail()}\nerror.log:\n${log}`)
+  }
+  const pids = () => {
+    const workers = childPids(p.pid)
+    for (const w of workers) rememberPid(w)
+    return [p.pid, ...workers]
+  }
+  if (pids().length < 2) throw new Error('nginx: no worker process found')
+  return {
+    name: 'nginx',
+    proc: p,
+    port,
+    url,
+    dir,
+    pids,
+    stop: async () => {
+      const workers = childPids(p.pid)
+      await p.stop('SIGTERM')
+      for (const w of workers) if (alive(w)) { try { process.kill(w, 'SIGKILL') } catch { /* gone */ } }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Numbers.
+
+export function median (xs) {
+  const v = xs.filter(x => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return undefined
+  const mid = v.length >> 1
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+}
