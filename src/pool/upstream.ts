@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream'
 import { Pool as UndiciPool } from 'undici'
 import type { Metrics } from '../metrics/registry.js'
 import { Outcome, type VersionTraffic } from '../metrics/traffic.js'
@@ -49,8 +48,8 @@ export class Upstream {
   /** Passive health: consecutive connect errors / 5xx, and ejection end (ms epoch). */
   failures = 0
   ejectedUntil = 0
-  /** Upgraded (WebSocket) client sockets, closed when a drain times out. */
-  readonly upgrades = new Set<Duplex>()
+  /** Upgraded (WebSocket) tunnels, closed when a drain times out. */
+  readonly upgrades = new Set<{ goAway: () => void }>()
 
   private idleWaiters: Array<() => void> = []
 
@@ -108,7 +107,7 @@ export class Upstream {
 
   /** Closes upgraded connections still open (drain timeout reached). */
   closeUpgrades (): void {
-    for (const s of this.upgrades) s.destroy()
+    for (const t of [...this.upgrades]) t.goAway()
     this.upgrades.clear()
   }
 

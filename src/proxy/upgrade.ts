@@ -9,6 +9,7 @@ import type { Pool } from '../pool/pool.js'
 import type { Upstream } from '../pool/upstream.js'
 import { classify, type UpstreamErrorKind } from './errors.js'
 import { requestHead } from './headers.js'
+import { FrameBoundary, GOING_AWAY } from './ws-frames.js'
 
 /**
  * WebSocket upgrades (G7). The upgrade request goes out with the same header
@@ -81,7 +82,7 @@ class UpgradeExchange {
   start (upstream: Upstream): void {
     this.upstream = upstream
     upstream.inflight++
-    upstream.upgrades.add(this.socket)
+    upstream.upgrades.add(this)
     const t = this.tunnel.config.timeouts
     const r = request({
       host: upstream.host,
@@ -122,12 +123,52 @@ class UpgradeExchange {
     client.setTimeout(0)
     up.on('error', () => client.destroy())
     client.on('error', () => up.destroy())
-    up.once('close', () => client.destroy())
+    up.once('close', () => { if (!this.goingAway) client.destroy() })
     client.once('close', () => up.destroy())
-    up.pipe(client)
+    this.up = up
+    // Server-to-client bytes go through a frame counter (see goAway); the
+    // other way is a plain pipe.
+    up.on('data', (chunk: Buffer) => {
+      if (this.goingAway) { this.forwardUntilBoundary(chunk); return }
+      this.frames.feed(chunk)
+      if (!client.write(chunk)) up.pause()
+    })
+    up.once('end', () => { if (!this.goingAway) client.end() })
+    client.on('drain', () => up.resume())
     client.pipe(up)
     this.upstream?.observe(101, (performance.now() - this.started) / 1000)
   }
+
+  /**
+   * The drain timed out with this tunnel still open (G7): end it the way a
+   * server going away would, with a 1001 close frame between two frames,
+   * rather than cutting the client's connection.
+   */
+  goAway (): void {
+    if (!this.switched || this.up === undefined || this.done) { this.socket.destroy(); return }
+    this.goingAway = true
+    setTimeout(() => this.socket.destroy(), 2_000).unref()
+    if (this.frames.atBoundary) this.sayGoodbye()
+    else this.up.resume()
+  }
+
+  private forwardUntilBoundary (chunk: Buffer): void {
+    const end = this.frames.feed(chunk, true)
+    if (end > 0) this.socket.write(chunk.subarray(0, end))
+    if (this.frames.atBoundary) this.sayGoodbye()
+  }
+
+  private sayGoodbye (): void {
+    const up = this.up as Socket
+    up.removeAllListeners('data')
+    this.socket.unpipe(up)
+    up.destroy()
+    this.socket.end(GOING_AWAY)
+  }
+
+  private up: Socket | undefined
+  private goingAway = false
+  private readonly frames = new FrameBoundary()
 
   /** The upstream answered without switching: pass its answer on and close. */
   private readonly onResponse = (res: IncomingMessage): void => {
@@ -176,7 +217,7 @@ class UpgradeExchange {
     const u = this.upstream
     if (u === undefined) return
     this.upstream = undefined
-    u.upgrades.delete(this.socket)
+    u.upgrades.delete(this)
     u.release()
   }
 

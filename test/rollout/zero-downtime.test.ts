@@ -10,14 +10,14 @@ import { demoConfig, getPool, startRollout, waitRollout } from '../helpers/pool.
  * shuts down gracefully or exits at once on SIGTERM.
  */
 
-interface WsProbe { opened: number, echoed: number, closedAt: number | undefined, ws: WebSocket }
+interface WsProbe { opened: number, echoed: number, closedAt: number | undefined, code: number | undefined, ws: WebSocket }
 
 async function openWebSockets (url: string, n: number): Promise<WsProbe[]> {
   return await Promise.all(Array.from({ length: n }, async () => {
     const ws = new WebSocket(url.replace('http', 'ws') + '/ws')
-    const probe: WsProbe = { opened: 0, echoed: 0, closedAt: undefined, ws }
+    const probe: WsProbe = { opened: 0, echoed: 0, closedAt: undefined, code: undefined, ws }
     ws.on('message', (m) => { if (String(m) === 'ping') probe.echoed++ })
-    ws.on('close', () => { probe.closedAt = Date.now() })
+    ws.on('close', (code) => { probe.closedAt = Date.now(); probe.code = code })
     ws.on('error', () => undefined)
     await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
     probe.opened = Date.now()
@@ -70,6 +70,8 @@ describe('a rollout under load loses nothing', () => {
         expect(p.echoed).toBeGreaterThan(5)
         expect(p.closedAt).toBeDefined()
         expect(p.closedAt! - started).toBeGreaterThanOrEqual(drainMs - 200)
+        // ... with a clean 1001 (going away) between two frames, not a cut connection.
+        expect(p.code).toBe(1001)
       }
     }, 120_000)
   }
