@@ -53,7 +53,10 @@ describe('CLI: rollouts of a managed pool', () => {
     for (const step of [/web-2-\w+ \(v2\): starting$/, /web-2-\w+ \(v2\): serving$/, /web-1-\w+ \(v1\): draining$/, /web-1-\w+ \(v1\): stopped$/, /\] succeeded$/]) {
       expect(lines.some(l => step.test(l)), String(step)).toBe(true)
     }
-    for (const l of lines.slice(0, -1)) expect(l).toMatch(/^\[ *\d+\.\ds\] /)
+    // Step lines, then what the users saw (the report summary), then the verdict.
+    const summary = lines.findIndex(l => l.startsWith('users saw: '))
+    expect(summary).toBeGreaterThan(0)
+    for (const l of lines.slice(0, summary)) expect(l).toMatch(/^\[ *\d+\.\ds\] /)
     expect(lines.at(-1)).toMatch(/^rollout web-2-\w+ succeeded in \d+\.\ds: pool web runs revision 2 \(v2\) on 2 instance\(s\)$/)
     await api.waitPool('web', settledOn('v2'))
   })

@@ -72,10 +72,16 @@ describe('faults during rollouts', () => {
   it('ports taken by a foreign process are skipped', async () => {
     const config = demoConfig({ size: 2 }) as any
     const [from] = (config.pools.web.process.ports as string).split('-').map(Number)
-    // Take the ports right after the two the first instances get.
+    // Take the ports right after the two the first instances get (one that
+    // something else holds already is just as taken).
     const squatters: Server[] = []
     for (const port of [from + 2, from + 3]) {
-      squatters.push(await new Promise<Server>(resolve => { const s = createServer().listen(port, '127.0.0.1', () => resolve(s)) }))
+      const s = await new Promise<Server | undefined>(resolve => {
+        const srv = createServer()
+        srv.once('error', () => resolve(undefined))
+        srv.listen(port, '127.0.0.1', () => resolve(srv))
+      })
+      if (s !== undefined) squatters.push(s)
     }
     try {
       baton = await startBaton(config)
