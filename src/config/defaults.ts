@@ -16,7 +16,9 @@ export const DEFAULTS = {
       /** A client keep-alive connection with no request in flight is closed after this. */
       idle: 60_000,
       /** Upstream response headers, and each gap between body chunks, within this (else 504). */
-      upstream: 60_000
+      upstream: 60_000,
+      /** A client sending a request body may pause at most this long (slow upload: 408), like nginx's client_body_timeout. */
+      body: 30_000
     },
     /** How many other instances a failed attempt may be retried on (G4). */
     retries: 2,

@@ -152,7 +152,8 @@ const timeouts = z.strictObject({
   connect: positiveDuration.default(DEFAULTS.proxy.timeouts.connect),
   headers: positiveDuration.default(DEFAULTS.proxy.timeouts.headers),
   idle: positiveDuration.default(DEFAULTS.proxy.timeouts.idle),
-  upstream: positiveDuration.default(DEFAULTS.proxy.timeouts.upstream)
+  upstream: positiveDuration.default(DEFAULTS.proxy.timeouts.upstream),
+  body: positiveDuration.default(DEFAULTS.proxy.timeouts.body)
 })
 
 const proxy = z.strictObject({

@@ -12,7 +12,7 @@ export interface RouteConfig {
 }
 
 export interface ProxyConfig {
-  timeouts: { connect: number, headers: number, idle: number, upstream: number }
+  timeouts: { connect: number, headers: number, idle: number, upstream: number, body: number }
   retries: number
   maxHeaderSize: number
 }

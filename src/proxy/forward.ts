@@ -10,6 +10,8 @@ import { responseHeaders, type RequestHead } from './headers.js'
 export interface ForwardContext {
   metrics: Metrics
   retries: number
+  /** Longest pause allowed while a client sends its request body. */
+  bodyTimeout: number
 }
 
 /**
@@ -49,6 +51,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
       body: head.hasBody ? req : null
     }
     res.on('close', this.onClientClose)
+    if (head.hasBody) {
+      // A slow upload must not hold an upstream request open for ever.
+      // On the request, not the socket: Node's server destroys a socket whose
+      // timeout nobody on the request, response or server listens to.
+      req.setTimeout(ctx.bodyTimeout, this.onBodyTimeout)
+      req.once('end', this.onBodyEnd)
+    }
   }
 
   start (): void {
@@ -152,6 +161,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private readonly onDrain = (): void => { this.resume?.() }
+
+  private readonly onBodyEnd = (): void => {
+    this.req.socket.setTimeout(0)
+    this.req.off('timeout', this.onBodyTimeout)
+  }
+
+  /** The client stopped sending its body for bodyTimeout: 408, and the upstream request is dropped. */
+  private readonly onBodyTimeout = (): void => {
+    this.onBodyEnd()
+    if (this.done || this.req.complete) return
+    this.res.shouldKeepAlive = false
+    if (!this.res.headersSent) {
+      const body = 'baton: the request body stopped arriving\n'
+      this.res.writeHead(408, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' })
+      this.res.end(body)
+    } else {
+      this.res.destroy()
+    }
+    this.finish(408, Outcome.ClientAbort)
+    // After finish(): the upstream's abort error must not answer a second time.
+    this.abortUpstream?.()
+  }
 
   /**
    * The client's response closed before this exchange ended: the client left,

@@ -42,7 +42,7 @@ export class ProxyServer {
   constructor (table: RoutingTable, config: ProxyConfig, private readonly metrics: Metrics) {
     this.table = table
     this.config = config
-    this.ctx = { metrics, retries: config.retries }
+    this.ctx = { metrics, retries: config.retries, bodyTimeout: config.timeouts.body }
     this.tunnel = new UpgradeTunnel(metrics, config)
   }
 
@@ -79,6 +79,7 @@ export class ProxyServer {
   configure (config: ProxyConfig): void {
     this.config = config
     this.ctx.retries = config.retries
+    this.ctx.bodyTimeout = config.timeouts.body
     this.tunnel.config = config
     for (const s of this.servers.values()) this.applyTimeouts(s)
   }
