@@ -76,7 +76,6 @@ export class Instance {
       connectTimeout: d.timeouts.connect,
       upstreamTimeout: d.timeouts.upstream,
       keepAlive: d.timeouts.keepAlive,
-      metrics: d.metrics,
       traffic: d.pool.traffic.version(this.revision.version)
     })
     void h.exited.then(info => {

@@ -58,7 +58,6 @@ export class StaticMembers {
         connectTimeout: proxy.timeouts.connect,
         upstreamTimeout: proxy.timeouts.upstream,
         keepAlive: DEFAULTS.proxy.upstreamKeepAlive,
-        metrics: this.metrics,
         traffic: this.pool.traffic.version(config.version)
       })
       let prober: Prober | undefined

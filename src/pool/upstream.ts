@@ -1,5 +1,4 @@
 import { Pool as UndiciPool } from 'undici'
-import type { Metrics } from '../metrics/registry.js'
 import { Outcome, type VersionTraffic } from '../metrics/traffic.js'
 
 export type InstanceState = 'starting' | 'ready' | 'serving' | 'draining' | 'stopped' | 'failed'
@@ -14,7 +13,6 @@ export interface UpstreamOptions {
   connectTimeout: number
   upstreamTimeout: number
   keepAlive: number
-  metrics: Metrics
   /** The per-second traffic of this upstream's pool and version (rollout reports). */
   traffic: VersionTraffic
 }
