@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events'
 import { diffConfig } from './config/diff.js'
 import { loadConfigFile } from './config/load.js'
 import type { Config, PoolConfig } from './config/types.js'
+import { DockerDriver } from './driver/docker/driver.js'
 import { ProcessDriver } from './driver/process.js'
 import { log } from './log.js'
 import { Metrics } from './metrics/registry.js'
@@ -28,15 +29,20 @@ export interface PoolRuntime {
 }
 
 class ManagedRuntime implements PoolRuntime {
-  constructor (readonly managed: ManagedPool, private readonly driver: ProcessDriver) {}
+  constructor (readonly managed: ManagedPool, private readonly driver: ProcessDriver | DockerDriver) {}
   get pool (): Pool { return this.managed.pool }
   get upstreams (): Upstream[] { return this.managed.upstreams }
   async started (): Promise<void> { await this.managed.started() }
   sync (config: PoolConfig, all: Config): void {
-    if (config.process !== undefined) this.driver.setPortRange(config.process.ports.from, config.process.ports.to)
+    if (config.process !== undefined && this.driver instanceof ProcessDriver) this.driver.setPortRange(config.process.ports.from, config.process.ports.to)
+    if (config.docker !== undefined && this.driver instanceof DockerDriver) this.driver.update(config.docker)
     this.managed.update(config, all)
   }
-  async close (): Promise<void> { await this.managed.close() }
+  async close (): Promise<void> {
+    await this.managed.close()
+    // Docker pools: stop the engine pings and long polls.
+    if (this.driver instanceof DockerDriver) await this.driver.close()
+  }
 }
 
 class StaticRuntime implements PoolRuntime {
@@ -211,8 +217,8 @@ export class Baton {
     this.pools.set(pc.name, pool)
     if (pc.kind === 'static') {
       this.runtimes.set(pc.name, new StaticRuntime(pool, this.metrics, this.config))
-    } else if (pc.kind === 'process') {
-      const driver = new ProcessDriver(pc.name, process.cwd(), pc.process!.ports)
+    } else if (pc.kind === 'process' || pc.kind === 'docker') {
+      const driver = pc.kind === 'process' ? new ProcessDriver(pc.name, process.cwd(), pc.process!.ports) : new DockerDriver(pc.name, pc.docker!)
       const managed = new ManagedPool({
         pool,
         driver,

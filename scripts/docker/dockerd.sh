@@ -14,7 +14,14 @@
 # Settings (environment):
 #   BATON_DOCKER_RUN     socket, pidfile, exec-root and log   (default /run/baton-ci)
 #   BATON_DOCKER_DATA    data root: images, layers, containers (default /var/lib/baton-ci-docker)
+#                        Two daemons run side by side when both of these differ (e.g.
+#                        BATON_DOCKER_RUN=/run/baton-ci2 BATON_DOCKER_DATA=/var/lib/baton-ci-docker2):
+#                        each has its own socket, pidfile, exec-root and containerd, and
+#                        `stop` touches only the processes and mounts under its own directories.
 #   BATON_DOCKER_STORAGE_DRIVER  force a storage driver (default: dockerd picks, overlay2 where it can)
+#   BATON_DOCKER_ARGS    more dockerd arguments, split on spaces: e.g. a TLS listener on loopback,
+#                        "-H tcp://127.0.0.1:23760 --tlsverify --tlscacert ca.pem --tlscert cert.pem --tlskey key.pem"
+#                        (the unix socket stays, and is what this script talks to)
 #   BATON_DOCKER_TMPFS   size of a tmpfs mounted on the data root (default 8g; 0: use the disk).
 #                        Faster builds, and `stop` frees it at once: deleting tens of thousands
 #                        of layer files from a disk mounted with `discard` took close to a minute.
@@ -114,6 +121,11 @@ start () {
     --log-level warn
   )
   if [[ -n "${BATON_DOCKER_STORAGE_DRIVER:-}" ]]; then args+=(--storage-driver "$BATON_DOCKER_STORAGE_DRIVER"); fi
+  if [[ -n "${BATON_DOCKER_ARGS:-}" ]]; then
+    local extra
+    read -r -a extra <<<"$BATON_DOCKER_ARGS"
+    args+=("${extra[@]}")
+  fi
 
   say "starting $dockerd on $SOCK (data in $DATA_DIR, log in $LOG)"
   # setsid: its own session, so a Ctrl-C or the end of the calling shell does not reach it.
@@ -155,19 +167,37 @@ our_leftover_pids () {
   done
 }
 
+# Direct children of the given PIDs (read from /proc/N/stat: no fork per process).
+children_of () {
+  local d stat fields want=" $* "
+  for d in /proc/[0-9]*; do
+    { read -r stat <"$d/stat"; } 2>/dev/null || continue
+    read -r -a fields <<<"${stat##*) }" # after the command name: state, ppid, ...
+    if [[ "$want" == *" ${fields[1]-} "* ]]; then printf '%s\n' "${d#/proc/}"; fi
+  done
+}
+
 cleanup_leftovers () {
-  local pid pids
+  local pid pids inits
   pids=$(our_leftover_pids || true)
   if [[ -n "$pids" ]]; then
+    # A container outlives a dockerd that was SIGKILLed: its shim keeps it running.
+    # The shim's child is the container's PID 1; killing it ends the whole container
+    # (its PID namespace), which killing the shim alone does not.
+    # shellcheck disable=SC2086
+    inits=$(children_of $pids || true)
+    for pid in $inits; do kill -KILL "$pid" 2>/dev/null || true; done
     for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 1
     for pid in $(our_leftover_pids || true); do kill -KILL "$pid" 2>/dev/null || true; done
   fi
-  # Unmount whatever is still mounted under our directories, deepest first.
+  # Unmount whatever is still mounted under our directories, deepest first: the
+  # directory itself or a path below it, never a sibling that merely shares the
+  # prefix (a second daemon's /run/baton-ci2 beside /run/baton-ci).
   local m
   while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
-  done < <(awk -v a="$DATA_DIR" -v b="$RUN_DIR" 'index($2, a) == 1 || index($2, b) == 1 { print $2 }' /proc/mounts | sort -r)
+  done < <(awk -v a="$DATA_DIR" -v b="$RUN_DIR" '$2 == a || $2 == b || index($2, a "/") == 1 || index($2, b "/") == 1 { print $2 }' /proc/mounts | sort -r)
 }
 
 stop_daemon () {

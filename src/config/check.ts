@@ -104,6 +104,14 @@ function checkPool (name: string, raw: unknown, report: Report): void {
   } else if (!has(p, 'size')) {
     report(['pools', name, 'size'], `is required for a managed pool (${kinds[0]}:)`)
   }
+  const docker = kinds[0] === 'docker' ? asMap(p.docker) : undefined
+  if (docker !== undefined) {
+    if (docker.network === 'host' && !has(docker, 'ports')) {
+      report(['pools', name, 'docker', 'ports'], 'is required with network: host (each container gets a free port of this range as {port})')
+    } else if (docker.network !== 'host' && !has(docker, 'port')) {
+      report(['pools', name, 'docker', 'port'], "is required (the app's port inside the container, published on a free host port)")
+    }
+  }
 
   // Each check on the parts it needs, so one bad key elsewhere in the pool hides nothing.
   const size = poolSchema.shape.size.safeParse(p.size).data
@@ -121,9 +129,11 @@ function checkPool (name: string, raw: unknown, report: Report): void {
     report(['pools', name, 'rollout', 'maxSurge'],
       `maxSurge and maxUnavailable are both 0 for size ${size}: a rollout could never move (raise one of them)`)
   }
-  const ports = poolSchema.shape.process.safeParse(p.process).data?.ports
+  const ports = kinds[0] === 'docker'
+    ? (docker?.network === 'host' ? poolSchema.shape.docker.unwrap().shape.ports.safeParse(docker.ports).data : undefined)
+    : poolSchema.shape.process.safeParse(p.process).data?.ports
   if (ports !== undefined && ports.to - ports.from + 1 < size + surge) {
-    report(['pools', name, 'process', 'ports'],
+    report(['pools', name, kinds[0], 'ports'],
       `the range has ${plural(ports.to - ports.from + 1, 'port')} but size + maxSurge needs ${size + surge}`)
   }
 }

@@ -229,7 +229,13 @@ const dockerSpec = z.strictObject({
   engines: z.array(engine).min(1, 'at least one engine').default([...DEFAULTS.docker.engines]),
   tls: tls.optional(),
   image: z.string({ error: 'expected an image name' }).min(1, 'must not be empty').superRefine(placeholders(['version'])),
-  port: port.min(1, 'port must be 1-65535'),
+  // The app's port inside the container (bridge: published on a free host port); required
+  // with network: bridge (the default), unused with host (check.ts says so).
+  port: port.min(1, 'port must be 1-65535').optional(),
+  // bridge (default): the engine publishes `port`; host: the container shares the
+  // engine host's network and listens on {port}, a port baton takes from `ports`.
+  network: z.enum(['bridge', 'host'], { error: 'expected bridge or host' }).optional(),
+  ports: portRange.optional(),
   env: templatedEnv.default({}),
   init: z.boolean({ error: 'expected true or false' }).default(DEFAULTS.docker.init)
 })

@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startBaton, type RunningBaton } from '../helpers/baton.js'
+import { deadPort, waitFor } from '../helpers/http.js'
+import { startLoad } from '../helpers/load.js'
+import { getPool } from '../helpers/pool.js'
+import { buildImages, DOCKER_TESTS, dockerConfig, IMAGE, removePool, running, startDaemon, stopDaemon, waitContainers, type Daemon } from './helpers.js'
+
+/**
+ * SPEC §2: a baton that starts finds the containers of its pools an earlier
+ * run left; those of the current spec are adopted (probed, then serving, not
+ * restarted), the others drained and removed, stopped ones removed.
+ */
+
+const serving = (p: any): any[] => p.instances.filter((i: any) => i.state === 'serving')
+const parsed = (b: RunningBaton): any[] => b.lines.map(l => { try { return JSON.parse(l) } catch { return {} } })
+
+describe.skipIf(!DOCKER_TESTS)('docker pool: containers left by a SIGKILLed baton', () => {
+  let d: Daemon | undefined
+  const batons: RunningBaton[] = []
+
+  beforeAll(async () => {
+    d = startDaemon()
+    await removePool(d)
+    buildImages(d)
+  }, 240_000)
+
+  afterAll(async () => {
+    for (const b of batons) await b.kill('SIGKILL')
+    await removePool(d)
+    await stopDaemon(d)
+  }, 120_000)
+
+  it('adopts the running containers of its spec and removes the rest', async () => {
+    const engine = d!.engine
+    const first = await startBaton(dockerConfig([d!.url]))
+    batons.push(first)
+    const ids = serving(await getPool(first.adminUrl)).map((i: any) => i.id).sort()
+    expect(ids).toHaveLength(4)
+    const before = await running(d!)
+    const startedAt = new Map<string, string>()
+    for (const c of before) startedAt.set(c.id, (await engine.inspect(c.id)).State.StartedAt)
+    const spec = before[0].labels['baton.spec']
+
+    // Left by "another" run: a running container of another spec, and a stopped one of this spec.
+    const otherPort = await deadPort()
+    const other = await engine.create('baton-web-9-other', {
+      Image: `${IMAGE}:v1`,
+      Env: [`PORT=${otherPort}`, 'APP_VERSION=v0', 'READY_DELAY=0'],
+      Labels: { 'baton.pool': 'web', 'baton.revision': '9', 'baton.instance': 'web-9-other', 'baton.spec': '0123456789abcdef', 'baton.port': String(otherPort), 'baton.version': 'v0' },
+      HostConfig: { NetworkMode: 'host', Init: true }
+    })
+    await engine.start(other)
+    const stopped = await engine.create('baton-web-1-stopped', {
+      Image: `${IMAGE}:v1`,
+      Cmd: ['node', '-e', 'process.exit(3)'],
+      Labels: { 'baton.pool': 'web', 'baton.revision': '1', 'baton.instance': 'web-1-stopped', 'baton.spec': spec, 'baton.port': '1', 'baton.version': 'v1' },
+      HostConfig: { NetworkMode: 'host' }
+    })
+    await engine.start(stopped)
+    expect(await engine.wait(stopped)).toBe(3)
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${otherPort}/`).catch(() => undefined))?.status === 200, 15_000)
+
+    expect(await first.kill('SIGKILL')).toBe(-1)
+    // The containers outlive the baton that started them.
+    expect((await running(d!)).map(c => c.id).sort()).toEqual([...before.map(c => c.id), other].sort())
+
+    const second = await startBaton(readFileSync(first.configFile, 'utf8'), { dir: first.dir })
+    batons.push(second)
+    const load = startLoad(second.url, { keepAlive: 4, close: 2, posts: 2, postBytes: 4096, maxMs: 60_000 })
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    const result = await load.stop()
+    console.log(`after adoption: ${result.sent} requests sent, ${result.failed} failed`)
+    expect(result.samples).toEqual([])
+    expect(result.failed).toBe(0)
+    expect(result.sent).toBeGreaterThan(100)
+
+    // The same instances serve, in the same containers, not restarted.
+    const pool = await getPool(second.adminUrl)
+    expect(serving(pool).map((i: any) => i.id).sort()).toEqual(ids)
+    expect(pool.instances).toHaveLength(4)
+    const after = (await waitContainers(d!, 4, { running: true })).map(c => ({ id: c.Id }))
+    expect(after.map(c => c.id).sort()).toEqual(before.map(c => c.id).sort())
+    for (const c of after) {
+      const info = await engine.inspect(c.id)
+      expect(info.State.StartedAt).toBe(startedAt.get(c.id))
+      expect((info as any).RestartCount).toBe(0)
+    }
+    // The container of another spec was stopped and removed, and so was the stopped one.
+    const all = await waitContainers(d!, 4)
+    expect(all.map(c => c.Id)).not.toContain(other)
+    expect(all.map(c => c.Id)).not.toContain(stopped)
+    const lines = parsed(second)
+    expect(lines.filter(l => l.msg === 'adopting an instance left by an earlier run').map(l => l.instance).sort()).toEqual(ids)
+    expect(lines.some(l => l.msg === 'removing an instance left by an earlier run' && l.instance === 'web-9-other')).toBe(true)
+    expect(lines.some(l => l.msg === 'removing a stopped container left by an earlier run' && l.instance === 'web-1-stopped')).toBe(true)
+    expect(lines.some(l => l.msg === 'instance container started')).toBe(false)
+
+    expect(await second.kill('SIGTERM')).toBe(0)
+    expect(await engine.list({ 'baton.pool': 'web' })).toEqual([])
+  }, 120_000)
+})
