@@ -11,7 +11,7 @@ describe('the SPEC §2 example', () => {
     expect(cfg.listen).toEqual([{ host: '0.0.0.0', port: 8080 }])
     // ${BATON_ADMIN_TOKEN} unset: no token, which is fine on loopback.
     expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 9901, token: undefined })
-    expect(cfg.proxy).toEqual({ timeouts: { connect: 2000, headers: 30_000, idle: 60_000, upstream: 60_000 }, retries: 2, maxHeaderSize: 16_384 })
+    expect(cfg.proxy).toEqual({ timeouts: { connect: 2000, headers: 30_000, idle: 60_000, upstream: 60_000, body: 30_000 }, retries: 2, maxHeaderSize: 16_384 })
     expect(cfg.routes).toEqual([
       { host: 'api.example.com', pathPrefix: '/v1', pool: 'api' },
       { host: undefined, pathPrefix: '/', pool: 'web' }
@@ -95,7 +95,7 @@ describe('defaults and normal forms', () => {
           process: { command: node app.js, ports: 41000-41001 }
           rollout: { slowStart: 0, drainTimeout: 0s, minReady: 2m }
     `)
-    expect(cfg.proxy.timeouts).toEqual({ connect: 1500, headers: 90_000, idle: 3_600_000, upstream: 750 })
+    expect(cfg.proxy.timeouts).toEqual({ connect: 1500, headers: 90_000, idle: 3_600_000, upstream: 750, body: 30_000 })
     expect(cfg.pools.web.rollout).toMatchObject({ slowStart: 0, drainTimeout: 0, minReady: 120_000 })
   })
 
