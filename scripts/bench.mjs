@@ -34,7 +34,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --json FILE       also write the results as JSON to FILE
   --load TOOL       wrk | autocannon (default: wrk when installed)
   --targets LIST    comma list among direct,baton,http-proxy,undici,nginx (default: all)
-  --baton-flags F   extra node flags for baton, e.g. "--max-semi-space-size=8"
+  --baton-flags F   node flags for baton (default "--max-semi-space-size=8", as its bin runs it; "" for none)
   --skip-build      do not rebuild baton (npx tsc) before measuring
   -h, --help        this text`
 
@@ -86,7 +86,8 @@ function options () {
     load: loadTool(values.load),
     targets,
     build: !values['skip-build'],
-    batonFlags: (values['baton-flags'] ?? '').split(/\s+/).filter(Boolean),
+    // By default baton runs with the node flags its bin, npm start and the Docker image use.
+    batonFlags: (values['baton-flags'] ?? '--max-semi-space-size=8').split(/\s+/).filter(Boolean),
     quick
   }
 }

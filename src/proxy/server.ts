@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics/registry.js'
 import type { Pool } from '../pool/pool.js'
 import { Outcome } from '../metrics/traffic.js'
 import { Exchange, type ForwardContext } from './forward.js'
-import { requestHead } from './headers.js'
+import { requestHead, validHost } from './headers.js'
 import { Router } from './router.js'
 import { refuse, UpgradeTunnel } from './upgrade.js'
 
@@ -18,6 +18,13 @@ export interface RoutingTable {
 }
 
 const PLAIN = 'text/plain; charset=utf-8'
+
+/**
+ * Most header lines a request may carry (Envoy's default; Apache and HAProxy
+ * allow about as many): more get 431. Node would otherwise keep the first
+ * 2,000 and drop the rest without a word.
+ */
+const MAX_HEADERS = 100
 
 /** Marks a client socket whose later pipelined requests must not be forwarded. */
 const TAINTED = Symbol('baton.tainted')
@@ -127,11 +134,15 @@ export class ProxyServer {
       requestTimeout: 0,
       keepAliveTimeout: t.idle
     }, this.onRequest)
+    // Enough to see that a request has too many (see refuseHead), no more.
+    server.maxHeadersCount = MAX_HEADERS + 1
     server.on('connection', this.onConnection)
     server.on('upgrade', this.onUpgrade)
     // Without a listener Node drops CONNECT silently; say why instead.
     server.on('connect', this.onConnect)
     server.on('clientError', this.onClientError)
+    server.on('checkContinue', this.onCheckContinue)
+    server.on('checkExpectation', this.onCheckExpectation)
     return server
   }
 
@@ -141,24 +152,35 @@ export class ProxyServer {
     server.keepAliveTimeout = t.idle
   }
 
-  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+  /** `Expect: 100-continue` (see onCheckContinue) is answered only once the request is on its way. */
+  private readonly onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
     // A request pipelined behind one refused as malformed is never forwarded:
     // the connection closes once the refusal is written.
     if ((req.socket as Tainted)[TAINTED] === true) { res.shouldKeepAlive = false; return }
     if (this.closing) res.shouldKeepAlive = false
+    const refusal = refuseHead(req)
+    if (refusal !== undefined) {
+      this.badRequest(res, refusal[0], `baton: ${refusal[1]}\n`)
+      return
+    }
     const url = req.url as string
     if (url.charCodeAt(0) !== 47 /* / */) {
       // Absolute-form, asterisk-form and CONNECT: baton is no forward proxy.
-      this.badRequest(res, 'baton: the request target must be a path\n')
+      this.badRequest(res, 400, 'baton: the request target must be a path\n')
       return
     }
     const head = requestHead(req.rawHeaders, req.socket.remoteAddress, 'http', false)
     if (head.malformed !== undefined) {
-      this.badRequest(res, `baton: the request has ${head.malformed}\n`)
+      this.badRequest(res, head.refuseStatus, `baton: the request has ${head.malformed}\n`)
       return
     }
     if (head.host === undefined && req.httpVersionMinor === 1) {
-      this.badRequest(res, 'baton: an HTTP/1.1 request needs a Host header\n')
+      this.badRequest(res, 400, 'baton: an HTTP/1.1 request needs a Host header\n')
+      return
+    }
+    if (head.hasBody && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+      // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+      this.badRequest(res, 400, 'baton: an HTTP/1.0 request must not carry Transfer-Encoding\n')
       return
     }
     const poolName = this.table.router.route(head.host, url)
@@ -175,16 +197,33 @@ export class ProxyServer {
       pool.traffic.version('').record(503, 0, Outcome.Baton5xx)
       return
     }
+    if (expectsContinue) res.writeContinue()
     new Exchange(this.ctx, pool, upstream, req, res, head).start()
   }
 
-  /** A malformed request the parser let through: 400, and the connection closes (what follows it cannot be trusted). */
-  private badRequest (res: ServerResponse, body: string): void {
-    this.metrics.clientErrors.labels('400').inc()
+  /**
+   * `Expect: 100-continue`: Node would send 100 before baton looks at the
+   * request; baton sends it only to a request it forwards, so that a refused
+   * or unroutable one gets its final answer instead (RFC 9110 §10.1.1).
+   * Node closes the connection after a final answer sent without a 100: the
+   * client may or may not send the body it announced.
+   */
+  private readonly onCheckContinue = (req: IncomingMessage, res: ServerResponse): void => {
+    this.onRequest(req, res, true)
+  }
+
+  /** Any other expectation: 417, as Node would, but with a body that says why; the body it announced is not read. */
+  private readonly onCheckExpectation = (_req: IncomingMessage, res: ServerResponse): void => {
+    this.badRequest(res, 417, 'baton: the only expectation supported is 100-continue\n')
+  }
+
+  /** A request the parser let through but baton refuses: a 4xx (501, 505), and the connection closes (what follows it cannot be trusted). */
+  private badRequest (res: ServerResponse, status: number, body: string): void {
+    this.metrics.clientErrors.labels(String(status)).inc()
     const socket = res.socket as Tainted | null
     if (socket !== null) socket[TAINTED] = true
     res.shouldKeepAlive = false
-    plain(res, 400, body)
+    plain(res, status, body)
   }
 
   private readonly onConnection = (socket: Socket): void => {
@@ -198,11 +237,24 @@ export class ProxyServer {
     socket.on('error', () => undefined)
     if ((socket as Tainted)[TAINTED] === true) { socket.end(); return }
     if (this.closing) { refuse(socket, 503, 'shutting down'); return }
+    const refusal = refuseHead(req)
+    if (refusal !== undefined) {
+      this.metrics.clientErrors.labels(String(refusal[0])).inc()
+      refuse(socket, refusal[0], refusal[1])
+      return
+    }
     const url = req.url as string
     if (url.charCodeAt(0) !== 47 /* / */) { refuse(socket, 400, 'the request target must be a path'); return }
     let hosts = 0
-    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i].length === 4 && req.rawHeaders[i].toLowerCase() === 'host') hosts++
+    let validHosts = 0
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      if (req.rawHeaders[i].length === 4 && req.rawHeaders[i].toLowerCase() === 'host') {
+        hosts++
+        if (validHost(req.rawHeaders[i + 1])) validHosts++
+      }
+    }
     if (hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1)) { refuse(socket, 400, 'an HTTP/1.1 request needs exactly one Host header'); return }
+    if (validHosts !== hosts) { refuse(socket, 400, 'the Host header is no host[:port]'); return }
     const host = req.headers.host
     const poolName = this.table.router.route(host, url)
     const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
@@ -234,6 +286,23 @@ export class ProxyServer {
     log('debug', 'client error', { code, status, reason: err.message })
     answerClientError(socket as Socket, status)
   }
+}
+
+/**
+ * What the parser lets through but baton refuses before reading any header:
+ * a version other than HTTP/1.x (Node takes `GET /` as HTTP/0.9 and
+ * `HTTP/2.0` as a version), and more than MAX_HEADERS header lines. Returns
+ * [status, message] or undefined; one comparison each for a normal request.
+ */
+function refuseHead (req: IncomingMessage): [number, string] | undefined {
+  if (req.httpVersionMajor !== 1) {
+    // 505 to a major version above 1, as nginx; 400 to HTTP/0.9, whose clients read no status line.
+    return req.httpVersionMajor > 1
+      ? [505, 'this is an HTTP/1.x listener; HTTP/2 is not supported here']
+      : [400, 'the request line needs an HTTP/1.x version']
+  }
+  if (req.rawHeaders.length > MAX_HEADERS * 2) return [431, `the request has more than ${MAX_HEADERS} header fields`]
+  return undefined
 }
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }

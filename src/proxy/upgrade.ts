@@ -234,6 +234,8 @@ class UpgradeExchange {
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   404: 'Not Found',
+  431: 'Request Header Fields Too Large',
+  505: 'HTTP Version Not Supported',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout'
