@@ -47,8 +47,8 @@ class ManagedRuntime implements PoolRuntime {
 
 class StaticRuntime implements PoolRuntime {
   readonly members: StaticMembers
-  constructor (readonly pool: Pool, metrics: Metrics, config: Config) {
-    this.members = new StaticMembers(pool, metrics, config.proxy)
+  constructor (readonly pool: Pool, config: Config) {
+    this.members = new StaticMembers(pool, config.proxy)
     this.members.sync(pool.config, config.proxy)
   }
 
@@ -216,7 +216,7 @@ export class Baton {
     const pool = new Pool(pc)
     this.pools.set(pc.name, pool)
     if (pc.kind === 'static') {
-      this.runtimes.set(pc.name, new StaticRuntime(pool, this.metrics, this.config))
+      this.runtimes.set(pc.name, new StaticRuntime(pool, this.config))
     } else if (pc.kind === 'process' || pc.kind === 'docker') {
       const driver = pc.kind === 'process' ? new ProcessDriver(pc.name, process.cwd(), pc.process!.ports) : new DockerDriver(pc.name, pc.docker!)
       const managed = new ManagedPool({

@@ -1,7 +1,6 @@
 import { DEFAULTS } from '../config/defaults.js'
 import type { PoolConfig, ProxyConfig } from '../config/types.js'
 import { log } from '../log.js'
-import type { Metrics } from '../metrics/registry.js'
 import type { Pool } from './pool.js'
 import { Prober } from './prober.js'
 import { Upstream } from './upstream.js'
@@ -17,7 +16,6 @@ export class StaticMembers {
 
   constructor (
     private readonly pool: Pool,
-    private readonly metrics: Metrics,
     private proxy: ProxyConfig
   ) {}
 
