@@ -178,7 +178,7 @@ function build () {
 }
 
 async function main () {
-  installCleanup()
+  installCleanup('bench')
   const opts = options()
   if (opts.build) build()
   const hasNginx = existsSync(NGINX)

@@ -213,7 +213,7 @@ function causesText (way, runs) {
 }
 
 async function main () {
-  installCleanup()
+  installCleanup('compare')
   const o = options()
   if (o.ways.includes('baton') && !o.skipBuild) {
     log('compare: building baton (tsc)...')

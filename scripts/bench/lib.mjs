@@ -1,21 +1,20 @@
 // Shared pieces of the benchmark (scripts/bench.mjs) and the profiler
-// (scripts/bench/profile.mjs): child processes that never outlive us, /proc
-// readers for CPU and memory, the load generators (wrk, else autocannon) and
-// the targets (backend, baton, http-proxy, undici, nginx).
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+// (scripts/bench/profile.mjs): /proc readers for CPU and memory, the load generators (wrk, else autocannon) and
+// the targets (backend, baton, http-proxy, undici, nginx). Child processes
+// come from scripts/lib/procs.mjs.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
+import { userInfo } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+import { ROOT, alive, freePort, rememberPid, sleep, spawnChild, tempDir } from '../lib/procs.mjs'
+
+export * from '../lib/procs.mjs'
+
 export const HERE = fileURLToPath(new URL('.', import.meta.url))
 export const NGINX = '/usr/sbin/nginx'
-
-export const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 /** Clock ticks per second of /proc/PID/stat utime and stime. */
 export const CLK_TCK = (() => {
@@ -34,124 +33,6 @@ export function which (name) {
     if (dir !== '' && existsSync(join(dir, name))) return join(dir, name)
   }
   return undefined
-}
-
-// ---------------------------------------------------------------------------
-// Child processes: every one we start is remembered, and stopped by its PID.
-
-const children = new Set()
-/** Extra PIDs to stop at the end (nginx workers, should their master die first). */
-const extraPids = new Set()
-
-function alive (pid) {
-  try { process.kill(pid, 0); return true } catch { return false }
-}
-
-export function rememberPid (pid) { extraPids.add(pid) }
-
-/** Temp dirs removed by stopAll (also after Ctrl-C). */
-const tempDirs = new Set()
-export function tempDir (prefix) {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  tempDirs.add(dir)
-  return dir
-}
-
-/**
- * Spawns a child with piped stdout/stderr (always drained, so it never blocks
- * on a full pipe). `waitLine(pred)` resolves with the first stdout line, parsed
- * as JSON when it is JSON, that pred accepts.
- */
-export function spawnChild (name, cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, ...opts })
-  const proc = {
-    name,
-    child,
-    pid: child.pid,
-    lines: [],
-    stderr: [],
-    exitCode: undefined,
-    waiters: [],
-    exited: undefined,
-    waitLine: undefined,
-    stop: undefined
-  }
-  children.add(proc)
-  const parse = l => { try { return JSON.parse(l) } catch { return l } }
-  const keep = (arr, l) => { arr.push(l); if (arr.length > 200) arr.splice(0, arr.length - 200) }
-  createInterface({ input: child.stdout }).on('line', l => {
-    keep(proc.lines, l)
-    const v = parse(l)
-    for (const w of [...proc.waiters]) if (w.pred(v)) { proc.waiters.splice(proc.waiters.indexOf(w), 1); w.resolve(v) }
-  })
-  createInterface({ input: child.stderr }).on('line', l => keep(proc.stderr, l))
-  proc.exited = new Promise(resolve => {
-    child.once('error', err => { keep(proc.stderr, String(err)); proc.exitCode = -1; children.delete(proc); resolve(-1) })
-    child.once('close', (code, signal) => {
-      proc.exitCode = code ?? (signal !== null ? -1 : null)
-      children.delete(proc)
-      resolve(proc.exitCode)
-    })
-  })
-  const tail = () => `stdout:\n${proc.lines.slice(-20).join('\n')}\nstderr:\n${proc.stderr.slice(-20).join('\n')}`
-  proc.tail = tail
-  proc.waitLine = (pred, timeoutMs = 20_000) => {
-    for (const l of proc.lines) { const v = parse(l); if (pred(v)) return Promise.resolve(v) }
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve: v => { clearTimeout(t); resolve(v) } }
-      const t = setTimeout(() => {
-        proc.waiters.splice(proc.waiters.indexOf(w), 1)
-        reject(new Error(`${name}: timed out waiting for its start line\n${tail()}`))
-      }, timeoutMs)
-      proc.waiters.push(w)
-      void proc.exited.then(code => {
-        if (!proc.waiters.includes(w)) return
-        clearTimeout(t)
-        proc.waiters.splice(proc.waiters.indexOf(w), 1)
-        reject(new Error(`${name}: exited (${String(code)}) before it was ready\n${tail()}`))
-      })
-    })
-  }
-  /** SIGTERM (or `signal`), then SIGKILL after `graceMs`; resolves with the exit code. */
-  proc.stop = async (signal = 'SIGTERM', graceMs = 5_000) => {
-    if (proc.exitCode !== undefined) return proc.exitCode
-    try { process.kill(proc.pid, signal) } catch { /* gone already */ }
-    const timer = setTimeout(() => { try { process.kill(proc.pid, 'SIGKILL') } catch { /* gone */ } }, graceMs)
-    const code = await proc.exited
-    clearTimeout(timer)
-    return code
-  }
-  return proc
-}
-
-/** Stops every child we started (and remembered extra PIDs), each by its PID. */
-export async function stopAll () {
-  await Promise.all([...children].map(async p => await p.stop()))
-  for (const pid of extraPids) {
-    if (alive(pid)) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
-  }
-  extraPids.clear()
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-  tempDirs.clear()
-}
-
-let cleanupInstalled = false
-/** Ctrl-C, SIGTERM, an uncaught error or a plain exit: no child outlives us. */
-export function installCleanup () {
-  if (cleanupInstalled) return
-  cleanupInstalled = true
-  const bail = (code, why) => {
-    if (why !== undefined) process.stderr.write(`\nbench: ${why}; stopping everything it started\n`)
-    stopAll().finally(() => process.exit(code))
-  }
-  process.once('SIGINT', () => bail(130, 'interrupted'))
-  process.once('SIGTERM', () => bail(143, 'terminated'))
-  process.on('uncaughtException', err => { process.stderr.write(`${err.stack ?? err}\n`); bail(1) })
-  process.on('unhandledRejection', err => { process.stderr.write(`${err?.stack ?? err}\n`); bail(1) })
-  process.on('exit', () => {
-    for (const p of children) { try { process.kill(p.pid, 'SIGKILL') } catch { /* gone */ } }
-    for (const pid of extraPids) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
-  })
 }
 
 // ---------------------------------------------------------------------------
@@ -209,18 +90,6 @@ export function childPids (ppid) {
 
 // ---------------------------------------------------------------------------
 // Network helpers.
-
-/** A port that was free a moment ago (for nginx, which cannot report port 0). */
-export async function freePort () {
-  return await new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 export async function httpGet (url, timeoutMs = 5_000) {
   return await new Promise((resolve, reject) => {

@@ -230,7 +230,7 @@ async function main () {
     return
   }
 
-  installCleanup()
+  installCleanup('bench')
   if (!values['skip-build']) {
     process.stdout.write('building baton (tsc -p tsconfig.json)...\n')
     execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' })
