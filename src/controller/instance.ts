@@ -2,9 +2,9 @@ import type { ReadinessSpec, RolloutSpec } from '../config/types.js'
 import type { Driver, Revision, RunningInstance } from '../driver/types.js'
 import { log } from '../log.js'
 import type { Metrics } from '../metrics/registry.js'
-import type { Pool } from './pool.js'
+import type { Pool } from '../upstream/pool.js'
 import { Prober } from './prober.js'
-import { Upstream, type InstanceState } from './upstream.js'
+import { Upstream, type InstanceState } from '../upstream/upstream.js'
 
 export interface InstanceDeps {
   pool: Pool

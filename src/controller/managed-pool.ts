@@ -7,8 +7,8 @@ import { log } from '../log.js'
 import type { Metrics } from '../metrics/registry.js'
 import { Rollout, type Strategy } from '../rollout/rollout.js'
 import { Instance } from './instance.js'
-import type { Pool } from './pool.js'
-import type { Upstream } from './upstream.js'
+import type { Pool } from '../upstream/pool.js'
+import type { Upstream } from '../upstream/upstream.js'
 
 const REVISIONS_KEPT = 10
 /** Crash-loop backoff: 0.5 s, 1 s, 2 s, ... up to 30 s; forgotten after 10 s of healthy serving. */

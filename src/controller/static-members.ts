@@ -1,9 +1,9 @@
 import { DEFAULTS } from '../config/defaults.js'
 import type { PoolConfig, ProxyConfig } from '../config/types.js'
 import { log } from '../log.js'
-import type { Pool } from './pool.js'
+import type { Pool } from '../upstream/pool.js'
 import { Prober } from './prober.js'
-import { Upstream } from './upstream.js'
+import { Upstream } from '../upstream/upstream.js'
 
 /**
  * Static servers (`servers:`): routed and health-checked, not managed. With a
