@@ -74,7 +74,11 @@ export class Baton {
   readonly runtimes = new Map<string, PoolRuntime>()
   readonly managed = new Map<string, ManagedPool>()
   readonly rollouts = new Map<string, Rollout>()
-  /** Instance state changes and rollout progress, for GET /v1/events. */
+  /**
+   * For GET /v1/events: `event` (instance state changes, rollout progress)
+   * and `tick` (an epoch second, once the pools' traffic of that second is
+   * in their timelines).
+   */
   readonly events = new EventEmitter()
   readonly stateFile: StateFile
   readonly admin: AdminServer
@@ -204,6 +208,7 @@ export class Baton {
     const tick = (): void => {
       const second = Math.round(Date.now() / 1000) - 1
       for (const p of this.pools.values()) p.traffic.tick(second)
+      this.events.emit('tick', second)
     }
     setTimeout(() => {
       tick()

@@ -7,7 +7,9 @@ import type { Upstream } from '../upstream/upstream.js'
 import { buildReport } from '../rollout/report.js'
 import { renderSvg } from '../rollout/svg.js'
 import { checkMovable, parseBody, rolloutBody } from './bodies.js'
+import { registerLivePage } from './live-page.js'
 import { AdminError, readJson, sendJson } from './server.js'
+import { followTraffic, type TrafficEvent } from './traffic-stream.js'
 
 function upstreamView (u: Upstream, pid: number | null = null): Record<string, unknown> {
   return {
@@ -142,18 +144,35 @@ export function registerRoutes (baton: Baton): void {
     }
   }, true)
   admin.on('GET', '/v1/events', (req, res) => streamEvents(baton, req.socket.setTimeout.bind(req.socket), res), true)
+  admin.on('GET', '/v1/pools/:name/rollouts', (_req, _res, [name]) => ({ rollouts: poolRollouts(baton, name) }))
+  registerLivePage(admin, () => baton.admin.token !== undefined)
 }
 
-/** Server-sent events: one `data:` line of JSON per instance or rollout change. */
+/** The pool's rollouts, newest first, without their event logs (GET /v1/rollouts/ID has them). */
+function poolRollouts (baton: Baton, name: string): Array<Record<string, unknown>> {
+  if (!baton.pools.has(name)) throw new AdminError(404, `no pool named "${name}"`)
+  return [...baton.rollouts.values()]
+    .filter(r => r.pool === name)
+    .sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime())
+    .slice(0, POOL_ROLLOUTS)
+    .map(r => { const { events: _events, ...rest } = r.view(); return rest })
+}
+
+/** How many past rollouts GET /v1/pools/NAME/rollouts lists. */
+const POOL_ROLLOUTS = 50
+
+/** Server-sent events: one `data:` line of JSON per instance or rollout change, and each pool's traffic once a second. */
 function streamEvents (baton: Baton, setTimeout: (ms: number) => void, res: ServerResponse): void {
   setTimeout(0)
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
   res.write(': baton events\n\n')
-  const send = (e: PoolEvent): void => { res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`) }
+  const send = (e: PoolEvent | TrafficEvent): void => { res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`) }
   const ping = setInterval(() => res.write(': ping\n\n'), 15_000)
   baton.events.on('event', send)
+  const unfollow = followTraffic(baton.events, () => baton.pools.values(), send)
   res.on('close', () => {
     clearInterval(ping)
     baton.events.off('event', send)
+    unfollow()
   })
 }

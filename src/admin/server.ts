@@ -12,7 +12,7 @@ export class AdminError extends Error {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<unknown> | unknown
 
-interface Route { method: string, pattern: RegExp, handler: Handler, raw?: boolean }
+interface Route { method: string, pattern: RegExp, handler: Handler, raw?: boolean, open?: boolean }
 
 /**
  * The admin API's HTTP plumbing: bearer-token check, a route table, JSON in
@@ -29,8 +29,16 @@ export class AdminServer {
 
   /** Registers a route; a handler's return value is sent as JSON (200), unless `raw`. */
   on (method: string, path: string, handler: Handler, raw = false): this {
-    const pattern = new RegExp('^' + path.replace(/:[a-z]+/g, '([^/]+)') + '$')
-    this.routes.push({ method, pattern, handler, raw })
+    this.routes.push({ method, pattern: compile(path), handler, raw })
+    return this
+  }
+
+  /**
+   * Registers a raw route that needs no token: the live page's own files
+   * (SPEC §3, §10), which carry no pool data.
+   */
+  onOpen (method: string, path: string, handler: Handler): this {
+    this.routes.push({ method, pattern: compile(path), handler, raw: true, open: true })
     return this
   }
 
@@ -61,7 +69,7 @@ export class AdminServer {
     const path = (req.url ?? '/').split('?')[0]
     try {
       if (!(req.method === 'GET' && path === '/healthz') && this.token !== undefined &&
-          !tokenMatches(req.headers.authorization, this.token)) {
+          !this.isOpen(req.method, path) && !tokenMatches(req.headers.authorization, this.token)) {
         throw new AdminError(401, 'a valid bearer token is required')
       }
       let pathMatched = false
@@ -70,7 +78,7 @@ export class AdminServer {
         if (m === null) continue
         pathMatched = true
         if (r.method !== req.method) continue
-        const params = m.slice(1).map(decodeURIComponent)
+        const params = m.slice(1).map(decodeParam)
         const result = await r.handler(req, res, params)
         if (!r.raw) sendJson(res, res.statusCode === 200 ? 200 : res.statusCode, result)
         return
@@ -85,6 +93,20 @@ export class AdminServer {
       if (!res.headersSent) sendJson(res, status, { error: message })
       else res.destroy()
     }
+  }
+
+  private isOpen (method: string | undefined, path: string): boolean {
+    return this.routes.some(r => r.open === true && r.method === method && r.pattern.test(path))
+  }
+}
+
+const compile = (path: string): RegExp => new RegExp('^' + path.replace(/:[a-z]+/g, '([^/]+)') + '$')
+
+function decodeParam (s: string): string {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    throw new AdminError(400, `the path has a malformed %-escape: ${s}`)
   }
 }
 
