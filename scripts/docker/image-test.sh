@@ -255,6 +255,9 @@ check_serving () {
   expect_get "http://127.0.0.1:$PROXY_PORT/hello" 200 '"xff":"127.0.0.1"'
   expect_get "http://127.0.0.1:$ADMIN_PORT/healthz" 200 '"status":"ok"'
   expect_get "http://127.0.0.1:$ADMIN_PORT/metrics" 200 'baton_requests_total'
+  # The live page's files are in the image (the build copies them into dist).
+  expect_get "http://127.0.0.1:$ADMIN_PORT/" 200 'src="/page/app.js"'
+  expect_get "http://127.0.0.1:$ADMIN_PORT/page/app.js" 200 'streamEvents'
   local uid
   uid=$(docker exec "$CTR" node -p 'process.getuid()') || fail "docker exec into the container failed"
   [[ "$uid" != 0 ]] || fail "baton runs as root in the container"

@@ -118,8 +118,8 @@ function niceMax (v) {
 
 /** An axis label: 2500 → 2.5k. @param {number} n */
 function compact (n) {
-  if (n >= 1e6) return `${+(n / 1e6).toFixed(1)}M`
-  if (n >= 1e3) return `${+(n / 1e3).toFixed(1)}k`
+  if (n >= 1e6) return `${+(n / 1e6).toFixed(2)}M`
+  if (n >= 1e3) return `${+(n / 1e3).toFixed(2)}k`
   return `${+n.toFixed(1)}`
 }
 

@@ -211,9 +211,9 @@ export class PoolView {
     this.buttons.abort.disabled = !(active && r?.direction !== 'back')
     this.buttons.promote.hidden = r?.strategy !== 'canary'
     this.buttons.promote.disabled = !(active && r?.direction !== 'back')
-    const revisions = this.pool?.revisions?.length ?? 0
-    this.buttons.rollback.hidden = this.pool?.kind === 'static'
-    this.buttons.rollback.disabled = revisions < 2 || (active && r?.strategy !== 'blueGreen')
+    // Shown once there is a revision to go back to; blue-green takes it during scaleDownDelay (SPEC §9).
+    this.buttons.rollback.hidden = (this.pool?.revisions?.length ?? 0) < 2
+    this.buttons.rollback.disabled = active && r?.strategy !== 'blueGreen'
   }
 
   /** @param {string} action */
