@@ -9,7 +9,7 @@ import { renderSvg } from '../rollout/svg.js'
 import { checkMovable, parseBody, rolloutBody } from './bodies.js'
 import { registerLivePage } from './live-page.js'
 import { AdminError, readJson, sendJson } from './server.js'
-import { followTraffic, type TrafficEvent } from './traffic-stream.js'
+import { followTraffic, recentTraffic, type TrafficEvent } from './traffic-stream.js'
 
 function upstreamView (u: Upstream, pid: number | null = null): Record<string, unknown> {
   return {
@@ -145,6 +145,11 @@ export function registerRoutes (baton: Baton): void {
   }, true)
   admin.on('GET', '/v1/events', (req, res) => streamEvents(baton, req.socket.setTimeout.bind(req.socket), res), true)
   admin.on('GET', '/v1/pools/:name/rollouts', (_req, _res, [name]) => ({ rollouts: poolRollouts(baton, name) }))
+  admin.on('GET', '/v1/pools/:name/traffic', (_req, _res, [name]) => {
+    const pool = baton.pools.get(name)
+    if (pool === undefined) throw new AdminError(404, `no pool named "${name}"`)
+    return { traffic: recentTraffic(pool) }
+  })
   registerLivePage(admin, () => baton.admin.token !== undefined)
 }
 

@@ -50,7 +50,7 @@ describe('the live page files and the token', () => {
   })
 
   it('keeps every data route behind the token, the new one included', async () => {
-    for (const path of ['/v1/pools', '/v1/pools/web/rollouts', '/v1/events', '/metrics']) {
+    for (const path of ['/v1/pools', '/v1/pools/web/rollouts', '/v1/pools/web/traffic', '/v1/events', '/metrics']) {
       expect((await api().get(path)).status, path).toBe(401)
       expect((await api('wrong').get(path)).status, path).toBe(401)
     }
@@ -65,7 +65,7 @@ describe('the live page files and the token', () => {
   })
 })
 
-describe('GET /v1/pools/NAME/rollouts and the traffic events', () => {
+describe('GET /v1/pools/NAME/rollouts, the traffic events and GET /v1/pools/NAME/traffic', () => {
   let baton: RunningBaton
 
   beforeAll(async () => {
@@ -128,6 +128,15 @@ describe('GET /v1/pools/NAME/rollouts and the traffic events', () => {
     expect(ok).toBe(400)
     expect(server5xx).toBe(30)
     expect(failed).toBe(30)
+
+    // GET /v1/pools/NAME/traffic: the last 5 minutes, every second, the same numbers the stream sent.
+    const recent = (await adminApi(baton.adminUrl).get('/v1/pools/web/traffic')).body.traffic as any[]
+    expect(recent).toHaveLength(300)
+    recent.forEach((e, i) => { if (i > 0) expect(e.t - recent[i - 1].t).toBe(1000) })
+    expect(recent.reduce((n, e) => n + e.versions.reduce((m: number, v: any) => m + v.requests, 0), 0)).toBe(430)
+    const byT = new Map(recent.map(e => [e.t, e]))
+    for (const e of traffic) expect(byT.get(e.data.t), `second ${e.data.t as number}`).toEqual(e.data)
+    expect((await adminApi(baton.adminUrl).get('/v1/pools/nope/traffic')).status).toBe(404)
   })
 })
 

@@ -3,7 +3,8 @@
  * The live page (SPEC §10): asks for the admin token when baton has one,
  * then shows every pool from GET /v1/pools, refreshed once a second and at
  * once on every instance or rollout event from GET /v1/events, and each
- * pool's traffic from the stream's `traffic` events. Nothing of a pool is
+ * pool's traffic from the stream's `traffic` events (the minutes before the
+ * page was opened from GET /v1/pools/NAME/traffic). Nothing of a pool is
  * in the page before a call with the token succeeded.
  */
 import { ApiError, call, imageUrl, streamEvents, token, Unauthorized } from './api.js'
@@ -191,6 +192,7 @@ function viewOf (name) {
   if (view === undefined) {
     view = new PoolView(name, actions, styles)
     views.set(name, view)
+    void loadTraffic(view)
     const after = [...views.keys()].sort().indexOf(name)
     main.insertBefore(view.element, main.children[after] ?? null)
   }
@@ -208,6 +210,17 @@ async function loadRollout (view, id) {
   try {
     const r = await call('GET', `/v1/rollouts/${encodeURIComponent(id)}`)
     if (mine === session) view.updateRollout(r)
+  } catch (err) {
+    if (mine === session && !(err instanceof ApiError && err.status === 404)) failed(err)
+  }
+}
+
+/** @param {PoolView} view */
+async function loadTraffic (view) {
+  const mine = session
+  try {
+    const { traffic } = await call('GET', `/v1/pools/${encodeURIComponent(view.name)}/traffic`)
+    if (mine === session) view.backfill(traffic)
   } catch (err) {
     if (mine === session && !(err instanceof ApiError && err.status === 404)) failed(err)
   }

@@ -141,9 +141,10 @@ export function drawChart (root, history, styles) {
   const iw = width - M.left - M.right
   const ih = HEIGHT - M.top - M.bottom
   const times = [...history.seconds.keys()].sort((a, b) => a - b)
-  // The window grows with the history the page has seen, from one minute up to WINDOW_SECONDS.
+  // The window starts with the first second that had traffic: one minute at least, WINDOW_SECONDS at most.
   const t1 = history.latest
-  const seen = times.length === 0 ? 0 : t1 - times[0]
+  const first = times.find(t => [...history.seconds.get(t)?.values() ?? []].some(v => v.requests > 0))
+  const seen = first === undefined ? 0 : t1 - first
   const span = Math.min(WINDOW_SECONDS * 1000, Math.max(60_000, Math.ceil(seen / 60_000) * 60_000))
   const t0 = t1 - span
   const x = (/** @type {number} */ t) => M.left + ((t - t0) / span) * iw

@@ -237,6 +237,20 @@ export class PoolView {
   /** @param {import('./chart.js').TrafficEvent} e */
   traffic (e) {
     this.history.add(e)
+    this.drawTraffic()
+  }
+
+  /**
+   * The seconds before the page was opened (GET /v1/pools/NAME/traffic); a
+   * second the stream already brought is kept as it came.
+   * @param {import('./chart.js').TrafficEvent[]} events
+   */
+  backfill (events) {
+    for (const e of events) if (!this.history.seconds.has(e.t)) this.history.add(e)
+    this.drawTraffic()
+  }
+
+  drawTraffic () {
     drawChart(this.chart, this.history, this.styles)
     const last = this.history.last() ?? new Map()
     const items = [...last.values()].sort((a, b) => this.styles.index(a.version) - this.styles.index(b.version)).map(v =>
