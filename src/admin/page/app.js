@@ -33,7 +33,7 @@ const forget = byId('forget')
 const styles = new SeriesStyles()
 /** @type {Map<string, PoolView>} */
 const views = new Map()
-/** Last request count of each instance, for its rate. @type {Map<string, { requests: number, at: number, rate: number }>} */
+/** Last request count of each instance, for its rate (unknown until a second count). @type {Map<string, { requests: number, at: number, rate: number | undefined }>} */
 const counters = new Map()
 /** The current rollout id of each pool as last seen, to notice one starting or ending. @type {Map<string, string | null>} */
 const currentRollout = new Map()
@@ -171,9 +171,10 @@ function render (pools) {
     for (const i of pool.instances) {
       const c = counters.get(i.id)
       // A rate over less than half a second says more about timers than about traffic.
-      if (c === undefined) counters.set(i.id, { requests: i.requests, at: now, rate: 0 })
+      if (c === undefined) counters.set(i.id, { requests: i.requests, at: now, rate: undefined })
       else if (now - c.at >= 500) counters.set(i.id, { requests: i.requests, at: now, rate: Math.max(0, i.requests - c.requests) / ((now - c.at) / 1000) })
-      rates.set(i.id, counters.get(i.id)?.rate ?? 0)
+      const rate = counters.get(i.id)?.rate
+      if (rate !== undefined) rates.set(i.id, rate)
     }
     view.update(pool, rates)
     const before = currentRollout.get(pool.name)
@@ -222,7 +223,9 @@ async function loadTraffic (view) {
     const { traffic } = await call('GET', `/v1/pools/${encodeURIComponent(view.name)}/traffic`)
     if (mine === session) view.backfill(traffic)
   } catch (err) {
-    if (mine === session && !(err instanceof ApiError && err.status === 404)) failed(err)
+    if (mine !== session) return
+    view.backfill([])
+    if (!(err instanceof ApiError && err.status === 404)) failed(err)
   }
 }
 

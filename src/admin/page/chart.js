@@ -140,23 +140,29 @@ export function drawChart (root, history, styles) {
   root.setAttribute('height', String(HEIGHT))
   const iw = width - M.left - M.right
   const ih = HEIGHT - M.top - M.bottom
-  const times = [...history.seconds.keys()].sort((a, b) => a - b)
+  const all = [...history.seconds.keys()].sort((a, b) => a - b)
   // The window starts with the first second that had traffic: one minute at least, WINDOW_SECONDS at most.
   const t1 = history.latest
-  const first = times.find(t => [...history.seconds.get(t)?.values() ?? []].some(v => v.requests > 0))
+  const first = all.find(t => [...history.seconds.get(t)?.values() ?? []].some(v => v.requests > 0))
   const seen = first === undefined ? 0 : t1 - first
   const span = Math.min(WINDOW_SECONDS * 1000, Math.max(60_000, Math.ceil(seen / 60_000) * 60_000))
   const t0 = t1 - span
+  const times = all.filter(t => t >= t0)
   const x = (/** @type {number} */ t) => M.left + ((t - t0) / span) * iw
 
-  /** @type {Set<string>} */
-  const versionSet = new Set()
-  for (const s of history.seconds.values()) for (const v of s.keys()) versionSet.add(v)
-  const versions = [...versionSet].sort((a, b) => styles.index(a) - styles.index(b))
+  // Versions in the order they first had traffic, so that a new one gets the next style.
+  /** @type {string[]} */
+  const versions = []
+  for (const t of all) {
+    for (const v of history.seconds.get(t)?.keys() ?? []) {
+      if (!versions.includes(v)) { versions.push(v); styles.index(v) }
+    }
+  }
+  versions.sort((a, b) => styles.index(a) - styles.index(b))
   let peak = 0
-  for (const s of history.seconds.values()) {
+  for (const t of times) {
     let total = 0
-    for (const v of s.values()) total += v.requests
+    for (const v of history.seconds.get(t)?.values() ?? []) total += v.requests
     peak = Math.max(peak, total)
   }
   const yMax = niceMax(peak)

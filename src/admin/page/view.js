@@ -118,6 +118,16 @@ export class PoolView {
 
     this.chart = /** @type {SVGSVGElement} */ (svg('svg', { class: 'chart', role: 'img', 'aria-labelledby': `${id}-chart-title`, 'aria-describedby': `${id}-legend` }))
     this.legend = h('ul', { class: 'legend', id: `${id}-legend`, 'aria-label': 'The last second, by version' })
+    /** Whether the history before the page was opened is in (see backfill). */
+    this.filled = false
+    // The chart is drawn to its pixel width (readable text at any width): redraw when that changes.
+    let drawnWidth = 0
+    new ResizeObserver(entries => {
+      const width = Math.round(entries[0]?.contentRect.width ?? 0)
+      if (width === drawnWidth || !this.filled) return
+      drawnWidth = width
+      this.drawTraffic()
+    }).observe(this.chart)
     this.historyList = h('ul', { class: 'history-list' })
     this.historyCount = h('span')
 
@@ -173,6 +183,7 @@ export class PoolView {
     if (failure !== undefined) s.append(' ', h('span', { class: 'failure' }, failure))
     if (inflight !== undefined) f.textContent = String(inflight)
     if (rate !== undefined) r.textContent = formatRate(rate)
+    else if (r.textContent === '') r.textContent = '–'
     row.dataset.version = version
     row.dataset.state = state
   }
@@ -237,20 +248,24 @@ export class PoolView {
   /** @param {import('./chart.js').TrafficEvent} e */
   traffic (e) {
     this.history.add(e)
-    this.drawTraffic()
+    if (this.filled) this.drawTraffic()
   }
 
   /**
-   * The seconds before the page was opened (GET /v1/pools/NAME/traffic); a
-   * second the stream already brought is kept as it came.
+   * The seconds before the page was opened (GET /v1/pools/NAME/traffic), or
+   * none when that failed; a second the stream already brought is kept as it
+   * came. Nothing is drawn before, so that versions get their styles oldest
+   * first, the same on every load.
    * @param {import('./chart.js').TrafficEvent[]} events
    */
   backfill (events) {
     for (const e of events) if (!this.history.seconds.has(e.t)) this.history.add(e)
+    this.filled = true
     this.drawTraffic()
   }
 
   drawTraffic () {
+    if (this.history.seconds.size === 0) return
     drawChart(this.chart, this.history, this.styles)
     const last = this.history.last() ?? new Map()
     const items = [...last.values()].sort((a, b) => this.styles.index(a.version) - this.styles.index(b.version)).map(v =>
