@@ -25,6 +25,9 @@ if (built.code !== 0) {
 const out = mkdtempSync(join(tmpdir(), 'baton-test-busy-'))
 console.log(`test:busy: ${COPIES} copies of the suite at once; their output goes to ${out}`)
 
+// Plain text in the logs.
+const { FORCE_COLOR: _color, ...plainEnv } = process.env
+
 async function copy (n) {
   const log = join(out, `copy-${n}.log`)
   const json = join(out, `copy-${n}.json`)
@@ -34,7 +37,7 @@ async function copy (n) {
     join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run',
     '--reporter=default', '--reporter=json', `--outputFile.json=${json}`, ...extra
   ], {
-    env: { ...process.env, CI: 'true', FORCE_COLOR: '0' },
+    env: { ...plainEnv, CI: 'true', NO_COLOR: '1' },
     onLine: line => appendFileSync(log, `${typeof line === 'string' ? line : JSON.stringify(line)}\n`)
   })
   const code = await p.exited
