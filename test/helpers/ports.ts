@@ -1,4 +1,5 @@
 import { closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -6,9 +7,10 @@ import { join } from 'node:path'
  * Port ranges for managed pools in tests, claimed so that two copies of the
  * suite on one machine (two CI jobs, `npm run test:busy`) never share one.
  *
- * Ranges are blocks of 100 in 20000-32699: below Linux's ephemeral range
- * (32768-60999), so the outgoing connections of load generators and proxies
- * cannot sit on them either. A block is claimed by creating
+ * Ranges are blocks of 100 in 20000-29999: below Linux's ephemeral range
+ * (32768-60999 by default), so neither the outgoing connections of load
+ * generators and proxies nor a listener on port 0 can sit on them, and apart
+ * from the random ranges older test code drew (30000-52999). A block is claimed by creating
  * `<tmp>/baton-test-ports/<base>.lock` with O_EXCL; the file names the owning
  * process (pid and its start time, since pids get reused). It is removed
  * when the test file is done (test/helpers/setup.ts: vitest ends its workers
@@ -18,7 +20,7 @@ import { join } from 'node:path'
  */
 const FIRST = 20000
 const BLOCK = 100
-const BLOCKS = 127
+const BLOCKS = 100
 
 const mine = new Map<string, string>()
 let hooked = false
@@ -84,12 +86,41 @@ function takeOverStale (file: string): boolean {
   return true
 }
 
+let deadBlock: { next: number, to: number } | undefined
+
+/**
+ * A port nothing listens on and nothing will while this process lives (a
+ * server there refuses connections): from a block claimed for the purpose,
+ * which no other test process and no port-0 bind gets. A port merely freed
+ * by the OS could be handed to any other process's port-0 listener.
+ */
+export async function deadPort (): Promise<number> {
+  for (let k = 0; k < 2 * BLOCK; k++) {
+    if (deadBlock === undefined || deadBlock.next > deadBlock.to) {
+      const [from, to] = claimPortRange(BLOCK).split('-').map(Number)
+      deadBlock = { next: from, to }
+    }
+    const port = deadBlock.next++
+    if (await nothingListens(port)) return port
+  }
+  throw new Error('no dead port found in two claimed blocks')
+}
+
+async function nothingListens (port: number): Promise<boolean> {
+  return await new Promise(resolve => {
+    const s = createServer()
+    s.once('error', () => resolve(false))
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+  })
+}
+
 /** Gives back every range this process claimed. */
 export function releasePortRanges (): void {
   for (const [file, me] of mine) {
     if (read(file) === me) { try { unlinkSync(file) } catch { /* gone */ } }
   }
   mine.clear()
+  deadBlock = undefined
 }
 
 function mtime (file: string): number {
