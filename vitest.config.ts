@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests start real processes and put real load on 2 cores: running files
     // one at a time keeps timing bounds honest.
     fileParallelism: false,
+    setupFiles: ['test/helpers/setup.ts'],
     reporters: ['default']
   }
 })

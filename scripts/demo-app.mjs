@@ -7,6 +7,8 @@
 //   READY_DELAY   ms before /ready answers 200 (default 1000)
 //   GET /fail answers 500 (to see app errors in the report)
 //   CRASH_AFTER   ms after start to exit(1) (to try a failing version)
+//   CRASH_AFTER_READY  ms after /ready first answered 200 to exit(1) (a version
+//                 that fails while soaking in minReady, however slow its start)
 //   NEVER_READY=1 /ready never answers 200 (to try a rollback)
 //   EXIT_ON_TERM=now  exit at once on SIGTERM (an app that does nothing special)
 //   IGNORE_TERM=1     ignore SIGTERM altogether (baton must SIGKILL at stopTimeout)
@@ -20,6 +22,7 @@ const version = process.env.APP_VERSION ?? 'dev'
 const readyDelay = Number(process.env.READY_DELAY ?? 1000)
 const startedAt = Date.now()
 let ready = false
+let crashScheduled = false
 if (process.env.NEVER_READY !== '1') {
   setTimeout(() => {
     ready = true
@@ -35,6 +38,10 @@ const server = http.createServer((req, res) => {
   if (url.pathname === '/ready') {
     if (process.env.READY_HANGS === '1') return
     res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'starting\n')
+    if (ready && process.env.CRASH_AFTER_READY !== undefined && !crashScheduled) {
+      crashScheduled = true
+      setTimeout(() => process.exit(1), Number(process.env.CRASH_AFTER_READY))
+    }
     return
   }
   if (url.pathname === '/fail') {

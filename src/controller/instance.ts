@@ -6,6 +6,9 @@ import type { Pool } from '../upstream/pool.js'
 import { Prober } from './prober.js'
 import { Upstream, type InstanceState } from '../upstream/upstream.js'
 
+/** Starts retried on another port after losing the port to another process, before the start counts as failed. */
+const PORT_RETRIES = 3
+
 export interface InstanceDeps {
   pool: Pool
   driver: Driver
@@ -14,6 +17,8 @@ export interface InstanceDeps {
   timeouts: { connect: number, upstream: number, keepAlive: number }
   /** Called after every state change; the pool's controller reconciles on it. */
   onChange: (i: Instance) => void
+  /** Called when a start was retried on another port: a new process (pid, port) runs it now. */
+  onRespawn?: (i: Instance) => void
 }
 
 /**
@@ -33,6 +38,9 @@ export class Instance {
   private prober: Prober | undefined
   private startTimer: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
+  /** It passed a readiness probe once (a later exit is a crash, never a lost port). */
+  private everReady = false
+  private portRetries = 0
 
   constructor (readonly id: string, readonly revision: Revision, private readonly deps: InstanceDeps) {}
 
@@ -78,18 +86,53 @@ export class Instance {
       keepAlive: d.timeouts.keepAlive,
       traffic: d.pool.traffic.version(this.revision.version)
     })
-    void h.exited.then(info => {
+    void h.exited.then(async info => {
       if (this.state === 'draining' || this.state === 'stopped') return
+      if (await this.lostPortRace(h)) { await this.retryOnAnotherPort(h); return }
       this.fail(info.signal !== null ? `exited on ${info.signal}` : `exited with code ${String(info.code)}`)
     })
     this.prober = new Prober(h.host, h.port, d.readiness, verdict => this.onProbe(verdict))
     this.prober.start()
   }
 
+  /**
+   * An app that exited before its first good probe because another process
+   * bound its port between the driver's check and the app's bind lost a race,
+   * not a sign of a broken version (G3): asked of the driver, a bounded
+   * number of times.
+   */
+  private async lostPortRace (h: RunningInstance): Promise<boolean> {
+    const driver = this.deps.driver
+    if (this.everReady || this.portRetries >= PORT_RETRIES || driver.lostPortRace === undefined) return false
+    if (this.state !== 'starting' || this.handle !== h) return false
+    const lost = await driver.lostPortRace(h).catch(() => false)
+    // Stopped, failed (startTimeout) or retried while the driver looked: nothing to retry.
+    return lost && this.state === 'starting' && this.handle === h
+  }
+
+  private async retryOnAnotherPort (lost: RunningInstance): Promise<void> {
+    const d = this.deps
+    this.portRetries++
+    log('warn', 'instance port was taken; retrying on another port', { ...this.fields(), port: lost.port, retry: this.portRetries, of: PORT_RETRIES })
+    this.prober?.stop()
+    // Never in the balancer (it was never ready): only its client goes.
+    void this.upstream?.destroy()
+    this.upstream = undefined
+    try {
+      this.handle = await d.driver.start({ pool: d.pool.name, id: this.id, revision: this.revision })
+    } catch (err) {
+      this.fail(`could not start: ${(err as Error).message}`)
+      return
+    }
+    this.attach(this.handle)
+    d.onRespawn?.(this)
+  }
+
   private onProbe (verdict: 'up' | 'down'): void {
     if (this.state === 'draining' || this.state === 'stopped' || this.state === 'failed') return
     if (verdict === 'up') {
       clearTimeout(this.startTimer)
+      this.everReady = true
       this.readyAt = Date.now()
       this.state = 'ready'
       log('info', 'instance ready', this.fields())

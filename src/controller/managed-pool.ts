@@ -309,7 +309,8 @@ export class ManagedPool {
       metrics: this.deps.metrics,
       readiness: this.config.readiness ?? DEFAULTS.readiness,
       timeouts: { connect: t.connect, upstream: t.upstream, keepAlive: DEFAULTS.proxy.upstreamKeepAlive },
-      onChange: i => this.onInstanceChange(i)
+      onChange: i => this.onInstanceChange(i),
+      onRespawn: () => this.deps.onInstances?.()
     })
     this.instances.push(inst)
     if (this.rollout?.active === true) this.rollout.mark(id, revision.number, 'starting')

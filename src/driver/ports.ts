@@ -37,7 +37,8 @@ export class PortAllocator {
   }
 }
 
-async function isFree (port: number): Promise<boolean> {
+/** True when 127.0.0.1:port can be bound right now (nothing listens on it there or on a wildcard address). */
+export async function isFree (port: number): Promise<boolean> {
   return await new Promise(resolve => {
     const srv = createServer()
     srv.once('error', () => resolve(false))

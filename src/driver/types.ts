@@ -61,6 +61,14 @@ export interface Driver {
    * revision are adopted, the others stopped.
    */
   discover? (): Promise<DiscoveredInstance[]>
+  /**
+   * Asked when an instance exited before it ever passed a readiness probe:
+   * true if it lost its port, i.e. another process bound the port between
+   * the driver's free-port check and the app's own bind. Such a start is
+   * retried on another port instead of counting as a failed one. Optional:
+   * a driver that cannot tell leaves it out.
+   */
+  lostPortRace? (handle: RunningInstance): Promise<boolean>
   /** Forgets what it holds for a pool and stops anything still running (used at shutdown). */
   close? (): Promise<void>
 }

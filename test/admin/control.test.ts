@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { adminApi, demoPool, finished, portRange, settledOn, type AdminApi } from '../helpers/admin.js'
+import { adminApi, demoPool, finished, settledOn, type AdminApi } from '../helpers/admin.js'
+import { claimPortRange } from '../helpers/ports.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, metric, sleep } from '../helpers/http.js'
 
@@ -11,7 +12,7 @@ describe('admin API: controlling rollouts', () => {
   let api: AdminApi
 
   beforeAll(async () => {
-    const [lo] = portRange(100).split('-').map(Number)
+    const [lo] = claimPortRange(100).split('-').map(Number)
     baton = await startBaton(config({
       web: demoPool(`${lo}-${lo + 49}`),
       // A pool that pauses instead of rolling back on failure.

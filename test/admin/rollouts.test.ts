@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SseParser, type SseMessage } from '../../src/cli/sse.js'
-import { adminApi, demoPool, finished, portRange, settledOn, type AdminApi } from '../helpers/admin.js'
+import { adminApi, demoPool, finished, settledOn, type AdminApi } from '../helpers/admin.js'
+import { claimPortRange } from '../helpers/ports.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, metric, waitFor } from '../helpers/http.js'
 
@@ -26,9 +27,11 @@ async function subscribe (adminUrl: string): Promise<{ messages: SseMessage[], c
 describe('admin API: pools and rollouts', () => {
   let baton: RunningBaton
   let api: AdminApi
+  const ports = claimPortRange()
+  const [from, to] = ports.split('-').map(Number)
 
   beforeAll(async () => {
-    baton = await startBaton(config({ web: demoPool(portRange()) }))
+    baton = await startBaton(config({ web: demoPool(ports) }))
     api = adminApi(baton.adminUrl)
   })
   afterAll(async () => {
@@ -45,7 +48,9 @@ describe('admin API: pools and rollouts', () => {
     for (const i of web.instances) {
       expect(i).toMatchObject({ version: 'v1', revision: 1, state: 'serving', inflight: 0 })
       expect(i.id).toMatch(/^web-1-/)
-      expect(i.address).toMatch(/^127\.0\.0\.1:4\d{4}$/)
+      expect(i.address).toMatch(/^127\.0\.0\.1:\d+$/)
+      const port = Number(i.address.split(':')[1])
+      expect(port >= from && port <= to).toBe(true)
       expect(typeof i.pid).toBe('number')
       expect(typeof i.requests).toBe('number')
       expect(Number.isNaN(Date.parse(i.startedAt))).toBe(false)

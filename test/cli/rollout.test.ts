@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { adminApi, demoPool, finished, portRange, settledOn, type AdminApi } from '../helpers/admin.js'
+import { adminApi, demoPool, finished, settledOn, type AdminApi } from '../helpers/admin.js'
+import { claimPortRange } from '../helpers/ports.js'
 import { CLI, ROOT, runCli, startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config } from '../helpers/http.js'
 import { startProc } from '../helpers/procs.js'
@@ -13,7 +14,7 @@ describe('CLI: rollouts of a managed pool', () => {
   let env: Record<string, string>
 
   beforeAll(async () => {
-    baton = await startBaton(config({ web: demoPool(portRange(), { readiness: { startTimeout: '4s' } }) }))
+    baton = await startBaton(config({ web: demoPool(claimPortRange(), { readiness: { startTimeout: '4s' } }) }))
     api = adminApi(baton.adminUrl)
     env = { BATON_ADMIN: baton.adminUrl, BATON_ADMIN_TOKEN: '', BATON_FORCE_TTY: '' }
   })

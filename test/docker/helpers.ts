@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { Engine, type ContainerSummary } from '../../src/driver/docker/engine.js'
 import { ROOT } from '../helpers/baton.js'
 import { waitFor } from '../helpers/http.js'
+import { claimPortRange } from '../helpers/ports.js'
 
 /**
  * Real dockerds for the docker driver tests (scripts/docker/dockerd.sh), the
@@ -147,12 +148,6 @@ export function makeTls (): TlsFiles {
   return { dir, ca: f('ca.pem'), cert: f('cert.pem'), key: f('key.pem'), serverCert: f('server-cert.pem'), serverKey: f('server-key.pem') }
 }
 
-/** A random range of 60 ports in 49000-52999 (the allocator skips busy ones anyway). */
-export function dockerPorts (): string {
-  const base = 49000 + Math.floor(Math.random() * 66) * 60
-  return `${base}-${base + 59}`
-}
-
 /**
  * A docker pool of the demo image with host networking, with the readiness
  * and rollout settings of test/helpers/pool.ts demoConfig, so that the two
@@ -171,7 +166,7 @@ export function dockerConfig (engines: unknown[], o: { size?: number, env?: Reco
           engines,
           image: `${IMAGE}:{version}`,
           network: 'host',
-          ports: dockerPorts(),
+          ports: claimPortRange(),
           env: { PORT: '{port}', APP_VERSION: '{version}', READY_DELAY: '300', ...o.env }
         },
         readiness: { path: '/ready', interval: '100ms', timeout: '1s', startTimeout: '10s', ...o.readiness },

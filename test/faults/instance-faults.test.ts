@@ -1,8 +1,34 @@
+import { request, type ClientRequest } from 'node:http'
 import { createServer, type Server } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
+import { metric, waitFor } from '../helpers/http.js'
 import { startLoad } from '../helpers/load.js'
 import { demoConfig, getPool, isAlive, startRollout, waitPool, waitRollout } from '../helpers/pool.js'
+
+/**
+ * Sends GET /slow?ms=60000 through baton, one at a time, until each of the
+ * pool's `n` instances has one in flight (round-robin puts one on each).
+ * `settled()` lists those that ended other than by `abort()`.
+ */
+async function holdEveryInstance (url: string, adminUrl: string, n: number): Promise<{ settled: () => string[], abort: () => void }> {
+  const reqs: ClientRequest[] = []
+  const settled: string[] = []
+  let aborting = false
+  const inflight = async (): Promise<number[]> => (await getPool(adminUrl)).instances.map((i: any) => i.inflight as number)
+  for (let k = 0; k < 3 * n && (await inflight()).some(x => x === 0); k++) {
+    const req = request(`${url}/slow?ms=60000`, { agent: false }, res => {
+      settled.push(`hold ${k}: ${String(res.statusCode)}`)
+      res.resume()
+    })
+    req.on('error', err => { if (!aborting) settled.push(`hold ${k}: ${err.message}`) })
+    req.end()
+    reqs.push(req)
+    await waitFor(async () => (await inflight()).reduce((a, b) => a + b, 0) > k, 10_000)
+  }
+  expect(await inflight()).not.toContain(0)
+  return { settled: () => settled, abort: () => { aborting = true; for (const r of reqs) r.destroy() } }
+}
 
 /** Faults of the app's instances during rollouts, each under GET load, counting every request. */
 describe('faults during rollouts', () => {
@@ -37,13 +63,31 @@ describe('faults during rollouts', () => {
   }, 60_000)
 
   it('kill -9 of an old instance while it drains slow requests: they are retried, the rollout goes on', async () => {
-    baton = await startBaton(demoConfig({ size: 3, rollout: { drainTimeout: '10s' } }))
-    await underLoad(async () => {
-      const r = await startRollout(baton!.adminUrl, { version: 'v2' })
-      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i: any) => i.version === 'v1' && i.state === 'draining' && i.inflight > 0), 30_000)
-      process.kill(p.instances.find((i: any) => i.version === 'v1' && i.state === 'draining').pid, 'SIGKILL')
-      expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
-    })
+    // The state to reach, made to happen rather than caught: every v1
+    // instance holds a request that outlasts any rollout step (60 s), so the
+    // first v1 to drain is draining with it in flight until we kill it.
+    const config = demoConfig({ size: 3, rollout: { drainTimeout: '90s' } }) as any
+    config.pools.web.balance = 'round-robin'
+    baton = await startBaton(config)
+    const holds = await holdEveryInstance(baton.url, baton.adminUrl, 3)
+    try {
+      await underLoad(async () => {
+        const retriesBefore = await metric(baton!.adminUrl, 'baton_retries_total', { pool: 'web' })
+        const r = await startRollout(baton!.adminUrl, { version: 'v2' })
+        const p = await waitPool(baton!.adminUrl, p => p.instances.some((i: any) => i.version === 'v1' && i.state === 'draining' && i.inflight > 0), 50_000)
+        const victim = p.instances.find((i: any) => i.version === 'v1' && i.state === 'draining')
+        process.kill(victim.pid, 'SIGKILL')
+        // Its hold was reset before any answer byte: a GET, retried on another instance.
+        await waitFor(async () => await metric(baton!.adminUrl, 'baton_retries_total', { pool: 'web' }) > retriesBefore, 10_000)
+        await waitPool(baton!.adminUrl, p => !p.instances.some((i: any) => i.id === victim.id && i.state === 'draining'))
+        expect(holds.settled()).toEqual([])
+        // The other v1 instances would drain for the rest of their hold: it has done its part.
+        holds.abort()
+        expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
+      })
+    } finally {
+      holds.abort()
+    }
   }, 60_000)
 
   it('an app that ignores SIGTERM is killed at stopTimeout', async () => {
@@ -110,6 +154,8 @@ describe('faults during rollouts', () => {
         expect(done.status).toBe('rolled_back')
         expect(done.error).toMatch(error)
       })
+      // A broken version is no port race: its start fails at once, never retried.
+      expect(baton.lines.filter(l => l.includes('instance port was taken'))).toEqual([])
       const p = await getPool(baton.adminUrl)
       expect(p.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
     }, 60_000)

@@ -1,14 +1,5 @@
 /** Helpers for the admin API and CLI tests: a managed demo pool, an admin client with a token, bounded polls. */
 
-/**
- * `n` consecutive ports at a random place in 43000-48999, one range per test
- * file (the allocator skips ports that are busy anyway).
- */
-export function portRange (n = 50): string {
-  const base = 43000 + Math.floor(Math.random() * Math.floor(6000 / n - 1)) * n
-  return `${base}-${base + n - 1}`
-}
-
 /** A managed pool of scripts/demo-app.mjs: quick to start, quick to soak. */
 export function demoPool (ports: string, o: { size?: number, env?: Record<string, string>, readiness?: object, rollout?: object } = {}): Record<string, unknown> {
   return {

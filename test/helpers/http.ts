@@ -56,10 +56,11 @@ export interface RawReply {
 
 /**
  * Writes raw bytes on a fresh connection (each string of `parts` after
- * `gapMs`), then collects what comes back until the server closes or
+ * `gapMs`), then collects what comes back until the server closes, or
+ * `responses` whole responses came (a keep-alive connection stays open), or
  * `waitMs` passes.
  */
-export async function raw (port: number, parts: string | Buffer | Array<string | Buffer>, o: { waitMs?: number, gapMs?: number } = {}): Promise<RawReply> {
+export async function raw (port: number, parts: string | Buffer | Array<string | Buffer>, o: { waitMs?: number, gapMs?: number, responses?: number } = {}): Promise<RawReply> {
   const list = Array.isArray(parts) ? parts : [parts]
   return await new Promise<RawReply>(resolve => {
     const sock = connect(port, '127.0.0.1')
@@ -76,7 +77,10 @@ export async function raw (port: number, parts: string | Buffer | Array<string |
       const statuses = [...data.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map(m => Number(m[1]))
       resolve({ data, closed, ms: Date.now() - started, statuses })
     }
-    sock.on('data', (c: Buffer) => chunks.push(c))
+    sock.on('data', (c: Buffer) => {
+      chunks.push(c)
+      if (o.responses !== undefined && wholeResponses(Buffer.concat(chunks).toString('latin1')) >= o.responses) finish(false)
+    })
     sock.on('close', () => finish(true))
     sock.on('error', () => undefined)
     sock.on('connect', () => {
@@ -92,6 +96,38 @@ export async function raw (port: number, parts: string | Buffer | Array<string |
       next()
     })
   })
+}
+
+/**
+ * How many whole HTTP/1.1 responses `data` holds: heads with their
+ * Content-Length or chunked bodies (1xx, 204 and 304 have none). A response
+ * framed by the connection's close counts once the server closed.
+ */
+export function wholeResponses (data: string): number {
+  let n = 0
+  let at = 0
+  for (;;) {
+    const headEnd = data.indexOf('\r\n\r\n', at)
+    if (!data.startsWith('HTTP/1.1 ', at) || headEnd === -1) return n
+    const head = data.slice(at, headEnd).toLowerCase()
+    const status = Number(head.slice(9, 12))
+    let next = headEnd + 4
+    const length = /\r\ncontent-length: *(\d+)/.exec(head)
+    if (status < 200 || status === 204 || status === 304) {
+      // no body
+    } else if (/\r\ntransfer-encoding: *chunked/.test(head)) {
+      const end = data.indexOf('\r\n0\r\n\r\n', headEnd)
+      if (end === -1) return n
+      next = end + 7
+    } else if (length !== null) {
+      next += Number(length[1])
+      if (data.length < next) return n
+    } else {
+      return n
+    }
+    n++
+    at = next
+  }
 }
 
 /** Polls `fn` until it returns a truthy value, at most `timeoutMs`. */
@@ -142,17 +178,8 @@ export function rssMiB (pid: number): number {
   return m === null ? 0 : Number(m[1]) / 1024
 }
 
-/** A port nothing listens on: bound by the OS, then released. */
-export async function deadPort (): Promise<number> {
-  const { createServer } = await import('node:net')
-  return await new Promise<number>(resolve => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
+/** A port nothing listens on, from a claimed range (see ./ports.ts): refused connections. */
+export { deadPort } from './ports.js'
 
 /** The config shape most tests use: one listener and admin on ports from the OS. */
 export function config (pools: Record<string, object>, extra: Record<string, unknown> = {}): Record<string, unknown> {

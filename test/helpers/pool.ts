@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { claimPortRange } from './ports.js'
 
 /** Config and admin helpers for tests of managed pools of scripts/demo-app.mjs. */
 
@@ -8,12 +9,6 @@ export interface DemoPoolOptions {
   readyDelayMs?: number
   rollout?: Record<string, unknown>
   readiness?: Record<string, unknown>
-}
-
-/** A port range of 60 at a random place in 30000-39999 (the allocator skips busy ports). */
-export function randomPortRange (): string {
-  const base = 30000 + Math.floor(Math.random() * 165) * 60
-  return `${base}-${base + 59}`
 }
 
 export function demoConfig (o: DemoPoolOptions = {}): Record<string, unknown> {
@@ -28,7 +23,7 @@ export function demoConfig (o: DemoPoolOptions = {}): Record<string, unknown> {
         process: {
           command: 'node scripts/demo-app.mjs',
           env: { PORT: '{port}', APP_VERSION: '{version}', READY_DELAY: String(o.readyDelayMs ?? 300), ...o.env },
-          ports: randomPortRange()
+          ports: claimPortRange()
         },
         readiness: { path: '/ready', interval: '100ms', timeout: '1s', startTimeout: '10s', ...o.readiness },
         rollout: { maxSurge: 1, maxUnavailable: 0, minReady: '500ms', drainTimeout: '10s', stopTimeout: '3s', ...o.rollout }

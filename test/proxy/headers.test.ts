@@ -34,7 +34,7 @@ describe('headers and statuses', () => {
     const r = await raw(baton.ports[0], 'GET /echo HTTP/1.1\r\nHost: app.test\r\n' +
       'Connection: keep-alive, X-Secret, x-other\r\nConnection: X-Third\r\nX-Secret: hop\r\nX-Other: hop\r\nX-Third: hop\r\n' +
       'Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-Checksum\r\nUpgrade: h2c\r\n' +
-      'X-Kept: end-to-end\r\n\r\n', { waitMs: 500 })
+      'X-Kept: end-to-end\r\n\r\n', { responses: 1, waitMs: 20_000 })
     expect(r.statuses).toEqual([200])
     const e = JSON.parse(r.data.slice(r.data.indexOf('{'), r.data.lastIndexOf('}') + 1)) as Echo
     const seen = names(e.rawHeaders)

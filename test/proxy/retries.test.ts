@@ -153,9 +153,15 @@ describe('a connection reset after the request was sent', () => {
 
   it('does not retry a POST with a large body either', async () => {
     const before = await closes()
-    const r = await send(`${baton.url}/close`, { method: 'POST', body: Buffer.alloc(4 * 1024 * 1024, 1) })
-    expect(r.status).toBe(502)
+    const retriesBefore = await metric(baton.adminUrl, 'baton_retries_total', { pool: 'web' })
+    // The upstream reset may reach the client while it still writes its 4 MiB:
+    // then baton's 502 races with the end of the connection, and the client
+    // sees either. What matters is that the upstream saw one attempt.
+    const outcome = await send(`${baton.url}/close`, { method: 'POST', body: Buffer.alloc(4 * 1024 * 1024, 1) })
+      .then(r => `status ${r.status}`, (err: NodeJS.ErrnoException) => `socket ${String(err.code)}`)
+    expect(['status 502', 'socket EPIPE', 'socket ECONNRESET']).toContain(outcome)
     expect(await closes()).toBe(before + 1)
+    expect(await metric(baton.adminUrl, 'baton_retries_total', { pool: 'web' })).toBe(retriesBefore)
     expect((await send(`${baton.url}/echo`)).status).toBe(200)
   })
 

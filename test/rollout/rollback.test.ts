@@ -13,15 +13,16 @@ describe('failed versions roll back by themselves', () => {
   afterEach(async () => { await baton?.kill('SIGKILL'); baton = undefined })
 
   const cases = [
-    { name: 'never gets ready within startTimeout', env: { NEVER_READY: '1' }, error: /startTimeout/ },
-    // Ready after 200 ms, then exits with code 1 while soaking in minReady (3 s).
-    { name: 'crashes inside minReady', env: { READY_DELAY: '200', CRASH_AFTER: '1200' }, error: /exited with code 1/ }
+    { name: 'never gets ready within startTimeout', env: { NEVER_READY: '1' }, startTimeout: '2s', readies: 0, error: /startTimeout/ },
+    // Exits with code 1 one second after its first good probe, so always
+    // while soaking in minReady (3 s), however long it took to start.
+    { name: 'crashes inside minReady', env: { READY_DELAY: '200', CRASH_AFTER_READY: '1000' }, startTimeout: '20s', readies: 1, error: /exited with code 1/ }
   ]
   for (const c of cases) {
     it(`a version that ${c.name} is rolled back with 0 failed requests`, async () => {
       baton = await startBaton(demoConfig({
         size: 4,
-        readiness: { startTimeout: '2s' },
+        readiness: { startTimeout: c.startTimeout },
         rollout: { minReady: '3s', drainTimeout: '5s' }
       }))
       // GETs only: a crash cuts the requests in flight on that instance, and
@@ -36,6 +37,9 @@ describe('failed versions roll back by themselves', () => {
 
       expect(done.status).toBe('rolled_back')
       expect(done.error).toMatch(c.error)
+      // Never ready, or ready and then failed inside minReady:
+      const v2Ready = baton.lines.filter(l => l.includes('"msg":"instance ready"') && l.includes('"version":"v2"'))
+      expect(v2Ready).toHaveLength(c.readies)
       expect(result.samples).toEqual([])
       expect(result.failed).toBe(0)
       expect(result.sent).toBeGreaterThan(300)
