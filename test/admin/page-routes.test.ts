@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { adminApi, demoPool, portRange } from '../helpers/admin.js'
+import { adminApi, demoPool } from '../helpers/admin.js'
+import { claimPortRange } from '../helpers/ports.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { recordEvents } from '../helpers/events.js'
 import { startLoad } from '../helpers/load.js'
@@ -17,7 +18,7 @@ describe('the live page files and the token', () => {
     baton = await startBaton({
       listen: [{ port: 0, host: '127.0.0.1' }],
       admin: { listen: '127.0.0.1:0', token: 'page-secret' },
-      pools: { web: demoPool(portRange(), { size: 1 }) }
+      pools: { web: demoPool(claimPortRange(), { size: 1 }) }
     })
   })
   afterAll(async () => { expect(await baton.kill()).toBe(0) })

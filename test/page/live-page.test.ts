@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { adminApi, demoPool, portRange } from '../helpers/admin.js'
+import { adminApi, demoPool } from '../helpers/admin.js'
+import { claimPortRange } from '../helpers/ports.js'
 import { ROOT, startBaton, type RunningBaton } from '../helpers/baton.js'
 import { browserMissing, openBrowser, type Browser } from '../helpers/browser.js'
 import { startLoad, type Load } from '../helpers/load.js'
@@ -52,7 +53,7 @@ describe.skipIf(missing !== undefined)('the live page in headless chromium', () 
     beforeAll(async () => {
       shots = UPDATE_SHOTS ? join(ROOT, 'docs') : mkdtempSync(join(tmpdir(), 'baton-page-'))
       const config = demoConfig({ size: 3, readyDelayMs: 300, rollout: { minReady: '3s' } }) as any
-      config.pools.api = demoPool(portRange(), { size: 1 })
+      config.pools.api = demoPool(claimPortRange(), { size: 1 })
       config.routes = [{ match: { host: 'api.test' }, pool: 'api' }, { match: { pathPrefix: '/' }, pool: 'web' }]
       baton = await startBaton(config)
     })
@@ -199,7 +200,7 @@ describe.skipIf(missing !== undefined)('the live page in headless chromium', () 
       baton = await startBaton({
         listen: [{ port: 0, host: '127.0.0.1' }],
         admin: { listen: '127.0.0.1:0', token: TOKEN },
-        pools: { web: demoPool(portRange(), { size: 2 }) }
+        pools: { web: demoPool(claimPortRange(), { size: 2 }) }
       })
     })
     afterEach(async () => { await browser?.close(); browser = undefined })
