@@ -13,7 +13,7 @@ export interface InstanceDeps {
   readiness: ReadinessSpec
   timeouts: { connect: number, upstream: number, keepAlive: number }
   /** Called after every state change; the pool's controller reconciles on it. */
-  onChange: (i: Instance) => void
+  onChange: (i: Instance, previous: InstanceState) => void
 }
 
 /**
@@ -146,10 +146,11 @@ export class Instance {
   }
 
   private setState (s: InstanceState): void {
+    const previous = this.state
     this.state = s
     if (this.upstream !== undefined) this.upstream.state = s
     log('debug', 'instance state', { ...this.fields(), state: s })
-    this.deps.onChange(this)
+    this.deps.onChange(this, previous)
   }
 
   fields (): Record<string, unknown> {

@@ -5,16 +5,17 @@ import type { Config, PoolConfig } from '../config/types.js'
 import { specKey, type Driver, type Revision } from '../driver/types.js'
 import { log } from '../log.js'
 import type { Metrics } from '../metrics/registry.js'
+import { CRASH_LOOP_AFTER, judgeFailure, judgeUnready, NO_CRASHES, type CrashRecord, type Verdict } from '../rollout/failures.js'
+import { planRolling, type InstanceState, type Plan } from '../rollout/planner.js'
 import { Rollout, type Strategy } from '../rollout/rollout.js'
 import { Instance } from './instance.js'
 import type { Pool } from '../upstream/pool.js'
 import type { Upstream } from '../upstream/upstream.js'
 
+/** Revisions a pool remembers for rollback (as Kubernetes' revisionHistoryLimit, default 10). */
 const REVISIONS_KEPT = 10
-/** Crash-loop backoff: 0.5 s, 1 s, 2 s, ... up to 30 s; forgotten after 10 s of healthy serving. */
-const BACKOFF_BASE = 500
-const BACKOFF_MAX = 30_000
-const HEALTHY_RESET = 10_000
+/** Failed instances shown in status beside the live ones. */
+const FAILED_SHOWN = 5
 
 export type PoolEvent =
   | { type: 'instance', pool: string, instance: string, version: string, revision: number, state: string, reason?: string }
@@ -32,10 +33,10 @@ export interface ManagedDeps {
 
 /**
  * The controller of a managed pool, in the manner of a Kubernetes Deployment:
- * it holds a target revision and converges the instances on it, `size` of
- * them, never more than size + maxSurge running nor fewer than
- * size - maxUnavailable available. A rollout is nothing but a change of target
- * plus a record that watches the convergence; crash recovery is the same loop.
+ * after every event it asks the planner (src/rollout/planner.ts) what to
+ * start and stop and executes the plan. A rollout is nothing but a change of
+ * target plus a record that watches the convergence; crash recovery is the
+ * same loop.
  */
 export class ManagedPool {
   readonly pool: Pool
@@ -46,10 +47,8 @@ export class ManagedPool {
   target: Revision
   rollout: Rollout | undefined
   private config: PoolConfig
-  private crashes = 0
-  private backoffUntil = 0
+  private crash: CrashRecord = NO_CRASHES
   private wakeTimer: NodeJS.Timeout | undefined
-  private deadlineTimer: NodeJS.Timeout | undefined
   private closing = false
   private reconciling = false
   private again = false
@@ -73,8 +72,8 @@ export class ManagedPool {
     return [...this.instances, ...this.failed].flatMap(i => i.upstream === undefined ? [] : [i.upstream])
   }
 
-  get crashLooping (): boolean { return this.crashes >= 3 }
-  get restarts (): number { return this.crashes }
+  get crashLooping (): boolean { return this.crash.crashes >= CRASH_LOOP_AFTER }
+  get restarts (): number { return this.crash.crashes }
 
   /** Adopts what an earlier run left, starts the rest; resolves when all serve or startTimeout passed. */
   async started (): Promise<void> {
@@ -142,25 +141,11 @@ export class ManagedPool {
     }
     const r = new Rollout(this.pool.name, from, to, strategy, this.config.size)
     this.rollout = r
-    this.crashes = 0
-    this.backoffUntil = 0
+    this.crash = NO_CRASHES
     r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.pool.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total }))
     this.deps.metrics.rolloutInProgress.labels(this.pool.name).set(1)
-    this.armDeadline()
     this.reconcile()
     return r
-  }
-
-  private armDeadline (): void {
-    clearTimeout(this.deadlineTimer)
-    const r = this.rollout
-    if (r === undefined || !r.active) return
-    this.deadlineTimer = setTimeout(() => {
-      if (r.direction === 'forward') r.fail(`no progress within progressDeadline (${r.strategy.progressDeadline} ms)`)
-      else r.giveUp('the old revision did not come back within progressDeadline')
-      this.afterRolloutChange()
-    }, r.strategy.progressDeadline)
-    this.deadlineTimer.unref()
   }
 
   pauseRollout (): void { this.rollout?.pause(); this.afterRolloutChange() }
@@ -170,7 +155,6 @@ export class ManagedPool {
   private afterRolloutChange (): void {
     const r = this.rollout
     if (r !== undefined && !r.active) {
-      clearTimeout(this.deadlineTimer)
       this.deps.metrics.rolloutInProgress.labels(this.pool.name).set(0)
       this.deps.metrics.rollouts.labels(this.pool.name, r.status).inc()
       log(r.status === 'succeeded' ? 'info' : 'warn', 'rollout finished', { pool: this.pool.name, rollout: r.id, status: r.status, error: r.error })
@@ -200,67 +184,36 @@ export class ManagedPool {
 
   private reconcileOnce (): void {
     const r = this.rollout?.active === true ? this.rollout : undefined
-    const target = r?.targetRevision ?? this.target
-    this.target = target
-    const size = this.config.size
-    const strategy = r?.strategy ?? this.poolStrategy()
     const now = Date.now()
+    const plan = planRolling({
+      now,
+      size: this.config.size,
+      current: this.target.number,
+      bounds: r?.strategy ?? this.poolStrategy(),
+      rollout: r?.planState(),
+      backoffUntil: this.crash.backoffUntil,
+      instances: this.instances.map(i => ({ id: i.id, revision: i.revision.number, state: i.state, readyAt: i.readyAt }))
+    })
+    this.execute(plan, r, now)
+  }
 
-    const live = this.instances
-    const mine = live.filter(i => i.revision === target)
-    const others = live.filter(i => i.revision !== target)
-
-    // Instances of other revisions that carry no traffic go at once.
-    for (const o of others) if (o.state === 'starting' || o.state === 'ready') this.stopInstance(o)
-    if (r?.status === 'paused') return
-
-    // Availability: serving, and for new instances of a rollout, soaked for minReady.
-    const soak = r !== undefined && r.direction === 'forward' ? strategy.minReady : 0
-    const isAvailable = (i: Instance): boolean => i.state === 'serving' && now - i.readyAt >= soak
-    const mineAvailable = mine.filter(isAvailable)
-    const othersServing = others.filter(i => i.state === 'serving')
-    if (r !== undefined) {
-      const updated = r.direction === 'forward' ? mineAvailable.length : othersServing.length
-      // progressDeadline, as in Kubernetes, bounds the time without progress.
-      if (r.direction === 'forward' && updated > r.updated) this.armDeadline()
-      r.updated = updated
+  /** Carries a plan out: stops first (their drains belong to the batch before), then the new batch. */
+  private execute (plan: Plan, r: Rollout | undefined, now: number): void {
+    if (r !== undefined) this.target = plan.target === r.to.number ? r.to : r.from
+    for (const id of plan.stop) {
+      const i = this.instances.find(x => x.id === id)
+      if (i !== undefined) this.stopInstance(i)
     }
-
-    // Scale down: other revisions first, then surplus of our own (size lowered).
-    let canStop = mineAvailable.length + othersServing.length - (size - strategy.unavailable)
-    for (const o of othersServing) {
-      if (canStop <= 0) break
-      this.stopInstance(o)
-      canStop--
-    }
-    const surplus = mine.length - size
-    for (let k = 0; k < surplus; k++) {
-      const victim = mine.find(i => i.state === 'starting') ?? mine[mine.length - 1 - k]
-      this.stopInstance(victim)
-    }
-
-    // Scale up our revision within maxSurge (draining instances still count as running).
-    const running = live.length
-    const toStart = Math.min(size - mine.length, size + strategy.surge - running)
-    if (toStart > 0) {
-      if (now < this.backoffUntil) {
-        this.wakeAt(this.backoffUntil)
-      } else {
-        // The instances started together make one batch of the rollout.
-        if (r !== undefined) r.batches++
-        for (let k = 0; k < toStart; k++) this.startInstance(target)
-      }
-    }
-
-    // Wake up when the next soak ends.
-    if (soak > 0) {
-      for (const i of mine) if (i.state === 'serving' && now - i.readyAt < soak) this.wakeAt(i.readyAt + soak)
-    }
-
-    if (r !== undefined && r.status === 'running' && mine.length === size &&
-        mineAvailable.length === size && others.length === 0) {
-      r.updated = size
-      this.target = r.targetRevision
+    const step = plan.rollout
+    if (r !== undefined && step !== undefined) r.record(step, now)
+    for (let k = 0; k < plan.start; k++) this.startInstance(this.target)
+    if (plan.wakeAt !== undefined) this.wakeAt(plan.wakeAt)
+    if (r === undefined || step === undefined) return
+    if (step.stalled) {
+      if (r.direction === 'forward') r.fail(`no progress within progressDeadline (${r.strategy.progressDeadline} ms)`)
+      else r.giveUp('the old revision did not come back within progressDeadline')
+      this.afterRolloutChange()
+    } else if (step.converged) {
       this.target.good = true
       r.converged()
       this.afterRolloutChange()
@@ -268,12 +221,12 @@ export class ManagedPool {
     }
   }
 
+  /** The pool's own bounds, for replacing crashed instances and size changes outside a rollout. */
   private poolStrategy (): Strategy {
     const spec = this.config.rollout
     return {
       ...spec,
       surge: resolveScaled(spec.maxSurge, this.config.size, 'up'),
-      // Outside a rollout, replacing a crashed instance never waits on others.
       unavailable: resolveScaled(spec.maxUnavailable, this.config.size, 'down')
     }
   }
@@ -309,7 +262,7 @@ export class ManagedPool {
       metrics: this.deps.metrics,
       readiness: this.config.readiness ?? DEFAULTS.readiness,
       timeouts: { connect: t.connect, upstream: t.upstream, keepAlive: DEFAULTS.proxy.upstreamKeepAlive },
-      onChange: i => this.onInstanceChange(i)
+      onChange: (i, previous) => this.onInstanceChange(i, previous)
     })
     this.instances.push(inst)
     if (this.rollout?.active === true) this.rollout.mark(id, revision.number, 'starting')
@@ -327,49 +280,38 @@ export class ManagedPool {
     void i.stop(this.rollout?.active === true ? this.rollout.strategy : this.config.rollout)
   }
 
-  private onInstanceChange (i: Instance): void {
-    if (this.rollout?.active === true) this.rollout.mark(i.id, i.revision.number, i.state)
-    this.deps.emit({ type: 'instance', pool: this.pool.name, instance: i.id, version: i.version, revision: i.revision.number, state: i.state, reason: i.failure })
+  private onInstanceChange (i: Instance, previous: InstanceState): void {
     const r = this.rollout?.active === true ? this.rollout : undefined
-    if (i.state === 'failed') {
+    r?.mark(i.id, i.revision.number, i.state)
+    this.deps.emit({ type: 'instance', pool: this.pool.name, instance: i.id, version: i.version, revision: i.revision.number, state: i.state, reason: i.failure })
+    if (i.state === 'failed' || i.state === 'stopped') {
       this.instances = this.instances.filter(x => x !== i)
-      this.failed = [...this.failed.slice(-4), i]
+      if (i.state === 'failed') this.failed = [...this.failed, i].slice(-FAILED_SHOWN)
       this.deps.onInstances?.()
-      if (r !== undefined && r.direction === 'forward' && i.revision === r.to) {
-        r.fail(`instance ${i.id} of ${i.version}: ${i.failure ?? 'failed'}`)
-        this.afterRolloutChange()
-        return
-      }
-      if (i.revision === this.target) this.recordCrash(i)
-      if (r !== undefined && r.direction === 'back' && i.revision === r.from && this.crashes >= 5) {
-        r.giveUp(`instances of ${i.version} keep failing (${i.failure ?? 'failed'})`)
-        this.afterRolloutChange()
-        return
-      }
-    } else if (i.state === 'stopped') {
-      this.instances = this.instances.filter(x => x !== i)
-      this.deps.onInstances?.()
-    } else if (i.state === 'starting' && this.wasServing.has(i) && r !== undefined &&
-               r.direction === 'forward' && i.revision === r.to) {
-      // Readiness lost while serving during the rollout: the new version is not healthy.
-      r.fail(`instance ${i.id} of ${i.version} failed its readiness probe while serving`)
-      this.afterRolloutChange()
-      return
     }
-    if (i.state === 'serving') this.wasServing.add(i)
+    const ref = { id: i.id, version: i.version, revision: i.revision.number }
+    const verdict = i.state === 'failed'
+      ? judgeFailure({ ...ref, readyAt: i.readyAt, reason: i.failure ?? 'failed' }, { rollout: r?.planState(), target: this.target.number, crash: this.crash, now: Date.now() })
+      : previous === 'serving' && i.state === 'starting' ? judgeUnready(ref, r?.planState()) : undefined
+    if (verdict !== undefined && this.apply(verdict, i, r)) return
     this.reconcile()
     this.notify()
   }
 
-  private readonly wasServing = new WeakSet<Instance>()
-
-  /** Exponential backoff for a crash loop, visible in status instead of a hot loop. */
-  private recordCrash (i: Instance): void {
-    if (i.readyAt > 0 && Date.now() - i.readyAt > HEALTHY_RESET) this.crashes = 0
-    this.crashes++
-    const delay = Math.min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (this.crashes - 1))
-    this.backoffUntil = Date.now() + delay
-    log('warn', 'instance will be replaced', { pool: this.pool.name, instance: i.id, reason: i.failure, restarts: this.crashes, backoffMs: delay })
+  /** Applies a failure's verdict; true when the rollout turned (which reconciles by itself). */
+  private apply (v: Verdict, i: Instance, r: Rollout | undefined): boolean {
+    if (v.kind === 'fail-rollout') {
+      r?.fail(v.reason)
+      this.afterRolloutChange()
+      return true
+    }
+    if (v.kind !== 'crash') return false
+    this.crash = v.record
+    log('warn', 'instance will be replaced', { pool: this.pool.name, instance: i.id, reason: i.failure, restarts: v.record.crashes, backoffMs: v.record.delayMs })
+    if (v.giveUp === undefined) return false
+    r?.giveUp(v.giveUp)
+    this.afterRolloutChange()
+    return true
   }
 
   /** Runs reconcile at `at` (the earliest of the times asked for). */
@@ -415,7 +357,6 @@ export class ManagedPool {
   async close (): Promise<void> {
     this.closing = true
     clearTimeout(this.wakeTimer)
-    clearTimeout(this.deadlineTimer)
     await Promise.all(this.instances.map(async i => await i.stop(this.config.rollout)))
     this.deps.onInstances?.()
   }
