@@ -1,34 +1,41 @@
 import { randomBytes } from 'node:crypto'
-import { DEFAULTS } from '../config/defaults.js'
 import { resolveScaled } from '../config/duration.js'
-import type { Config, PoolConfig } from '../config/types.js'
+import type { ManagedPoolConfig } from '../config/types.js'
 import { specKey, type Driver, type Revision } from '../driver/types.js'
 import { log } from '../log.js'
-import type { Metrics } from '../metrics/registry.js'
 import { CRASH_LOOP_AFTER, judgeFailure, judgeUnready, NO_CRASHES, type CrashRecord, type Verdict } from '../rollout/failures.js'
 import { planRolling, type InstanceState, type Plan } from '../rollout/planner.js'
-import { Rollout, type Strategy } from '../rollout/rollout.js'
+import { ID_RANDOM_BYTES, Rollout, type Strategy } from '../rollout/rollout.js'
 import { Instance } from './instance.js'
-import type { Pool } from '../upstream/pool.js'
-import type { Upstream } from '../upstream/upstream.js'
+import type { ControllerMetrics } from './metrics.js'
+import type { PoolMembers } from './table.js'
 
 /** Revisions a pool remembers for rollback (as Kubernetes' revisionHistoryLimit, default 10). */
 const REVISIONS_KEPT = 10
 /** Failed instances shown in status beside the live ones. */
 const FAILED_SHOWN = 5
+/** started() waits this long past startTimeout, so that an instance ready at the last moment still counts. */
+const START_GRACE_MS = 1_000
 
 export type PoolEvent =
   | { type: 'instance', pool: string, instance: string, version: string, revision: number, state: string, reason?: string }
   | { type: 'rollout', pool: string, rollout: string, status: string, message: string, updated: number, total: number }
 
 export interface ManagedDeps {
-  pool: Pool
+  config: ManagedPoolConfig
   driver: Driver
-  metrics: Metrics
-  config: Config
+  members: PoolMembers
+  metrics: ControllerMetrics
   emit: (e: PoolEvent) => void
+  /** Every rollout as it begins (the controller keeps their records). */
+  onRollout: (r: Rollout) => void
   /** Called when the set of running instances changes (state file). */
   onInstances?: () => void
+}
+
+/** What runs, for a revision: the process or the container spec. */
+function specOf (config: ManagedPoolConfig): Pick<Revision, 'process' | 'docker'> {
+  return config.kind === 'process' ? { process: config.process } : { docker: config.docker }
 }
 
 /**
@@ -39,14 +46,14 @@ export interface ManagedDeps {
  * same loop.
  */
 export class ManagedPool {
-  readonly pool: Pool
+  readonly name: string
   instances: Instance[] = []
   /** Recently failed instances, kept for status. */
   failed: Instance[] = []
   revisions: Revision[]
   target: Revision
   rollout: Rollout | undefined
-  private config: PoolConfig
+  private config: ManagedPoolConfig
   private crash: CrashRecord = NO_CRASHES
   private wakeTimer: NodeJS.Timeout | undefined
   private closing = false
@@ -54,13 +61,12 @@ export class ManagedPool {
   private again = false
 
   constructor (private readonly deps: ManagedDeps) {
-    this.pool = deps.pool
-    this.config = deps.pool.config
+    this.name = deps.config.name
+    this.config = deps.config
     const first: Revision = {
       number: 1,
       version: this.config.version,
-      process: this.config.process,
-      docker: this.config.docker,
+      ...specOf(this.config),
       createdAt: new Date().toISOString(),
       good: true
     }
@@ -68,9 +74,8 @@ export class ManagedPool {
     this.target = first
   }
 
-  get upstreams (): Upstream[] {
-    return [...this.instances, ...this.failed].flatMap(i => i.upstream === undefined ? [] : [i.upstream])
-  }
+  /** The live instances, then the recently failed ones. */
+  get all (): Instance[] { return [...this.instances, ...this.failed] }
 
   get crashLooping (): boolean { return this.crash.crashes >= CRASH_LOOP_AFTER }
   get restarts (): number { return this.crash.crashes }
@@ -79,15 +84,13 @@ export class ManagedPool {
   async started (): Promise<void> {
     await this.adoptLeftovers()
     this.reconcile()
-    const limit = (this.config.readiness?.startTimeout ?? DEFAULTS.readiness.startTimeout) + 1_000
+    const limit = this.config.readiness.startTimeout + START_GRACE_MS
     await this.waitFor(() => this.servingCount() >= this.config.size, limit)
   }
 
-  /** Applies a reloaded pool config in place: size, readiness, strategy, balancing. */
-  update (config: PoolConfig, all?: Config): void {
+  /** Applies a reloaded pool config in place: size, readiness, strategy (balancing is the table's). */
+  update (config: ManagedPoolConfig): void {
     this.config = config
-    if (all !== undefined) this.deps.config = all
-    this.pool.update(config)
     this.reconcile()
   }
 
@@ -108,9 +111,9 @@ export class ManagedPool {
   }
 
   /** Rolls out the process or container spec of a reloaded config, as it stands. */
-  rolloutConfig (config: PoolConfig): Rollout {
+  rolloutConfig (config: ManagedPoolConfig): Rollout {
     this.update(config)
-    return this.beginRollout(this.target, this.newRevision({ version: config.version, process: config.process, docker: config.docker }), {})
+    return this.beginRollout(this.target, this.newRevision({ version: config.version, ...specOf(config) }), {})
   }
 
   private newRevision (spec: Pick<Revision, 'version' | 'process' | 'docker'>): Revision {
@@ -139,11 +142,12 @@ export class ManagedPool {
       surge: resolveScaled(spec.maxSurge, this.config.size, 'up'),
       unavailable: resolveScaled(spec.maxUnavailable, this.config.size, 'down')
     }
-    const r = new Rollout(this.pool.name, from, to, strategy, this.config.size)
+    const r = new Rollout(this.name, from, to, strategy, this.config.size)
     this.rollout = r
     this.crash = NO_CRASHES
-    r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.pool.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total }))
-    this.deps.metrics.rolloutInProgress.labels(this.pool.name).set(1)
+    r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total }))
+    this.deps.metrics.rolloutInProgress.labels(this.name).set(1)
+    this.deps.onRollout(r)
     this.reconcile()
     return r
   }
@@ -155,9 +159,9 @@ export class ManagedPool {
   private afterRolloutChange (): void {
     const r = this.rollout
     if (r !== undefined && !r.active) {
-      this.deps.metrics.rolloutInProgress.labels(this.pool.name).set(0)
-      this.deps.metrics.rollouts.labels(this.pool.name, r.status).inc()
-      log(r.status === 'succeeded' ? 'info' : 'warn', 'rollout finished', { pool: this.pool.name, rollout: r.id, status: r.status, error: r.error })
+      this.deps.metrics.rolloutInProgress.labels(this.name).set(0)
+      this.deps.metrics.rollouts.labels(this.name, r.status).inc()
+      log(r.status === 'succeeded' ? 'info' : 'warn', 'rollout finished', { pool: this.name, rollout: r.id, status: r.status, error: r.error })
     }
     this.reconcile()
   }
@@ -234,44 +238,42 @@ export class ManagedPool {
   /**
    * Instances an earlier baton left (containers carry labels): those that run
    * the current spec are adopted and probed before they get traffic, the
-   * others stopped and removed (SPEC §2).
+   * others stopped and removed (README "Config reference": containers).
    */
   private async adoptLeftovers (): Promise<void> {
     const found = await this.deps.driver.discover?.().catch((err: Error) => {
-      log('warn', 'could not list instances left by an earlier run', { pool: this.pool.name, error: err.message })
+      log('warn', 'could not list instances left by an earlier run', { pool: this.name, error: err.message })
       return []
     }) ?? []
     const key = specKey(this.target)
     for (const f of found) {
       if (f.specKey === key && this.instances.length < this.config.size) {
-        log('info', 'adopting an instance left by an earlier run', { pool: this.pool.name, instance: f.id, address: `${f.handle.host}:${f.handle.port}` })
+        log('info', 'adopting an instance left by an earlier run', { pool: this.name, instance: f.id, address: `${f.handle.host}:${f.handle.port}` })
         const inst = this.newInstance(f.id, this.target)
         inst.attach(f.handle)
       } else {
-        log('info', 'removing an instance left by an earlier run', { pool: this.pool.name, instance: f.id, current: f.specKey === key })
+        log('info', 'removing an instance left by an earlier run', { pool: this.name, instance: f.id, current: f.specKey === key })
         void f.handle.stop(this.config.rollout.stopSignal, this.config.rollout.stopTimeout)
       }
     }
   }
 
   private newInstance (id: string, revision: Revision): Instance {
-    const t = this.deps.config.proxy.timeouts
     const inst = new Instance(id, revision, {
-      pool: this.pool,
+      pool: this.name,
       driver: this.deps.driver,
-      metrics: this.deps.metrics,
-      readiness: this.config.readiness ?? DEFAULTS.readiness,
-      timeouts: { connect: t.connect, upstream: t.upstream, keepAlive: DEFAULTS.proxy.upstreamKeepAlive },
+      readiness: this.config.readiness,
+      members: this.deps.members,
       onChange: (i, previous) => this.onInstanceChange(i, previous)
     })
     this.instances.push(inst)
     if (this.rollout?.active === true) this.rollout.mark(id, revision.number, 'starting')
-    this.deps.emit({ type: 'instance', pool: this.pool.name, instance: id, version: revision.version, revision: revision.number, state: 'starting' })
+    this.deps.emit({ type: 'instance', pool: this.name, instance: id, version: revision.version, revision: revision.number, state: 'starting' })
     return inst
   }
 
   private startInstance (revision: Revision): void {
-    const inst = this.newInstance(`${this.pool.name}-${revision.number}-${randomBytes(3).toString('hex')}`, revision)
+    const inst = this.newInstance(`${this.name}-${revision.number}-${randomBytes(ID_RANDOM_BYTES).toString('hex')}`, revision)
     void inst.start().then(() => this.deps.onInstances?.())
   }
 
@@ -283,7 +285,7 @@ export class ManagedPool {
   private onInstanceChange (i: Instance, previous: InstanceState): void {
     const r = this.rollout?.active === true ? this.rollout : undefined
     r?.mark(i.id, i.revision.number, i.state)
-    this.deps.emit({ type: 'instance', pool: this.pool.name, instance: i.id, version: i.version, revision: i.revision.number, state: i.state, reason: i.failure })
+    this.deps.emit({ type: 'instance', pool: this.name, instance: i.id, version: i.version, revision: i.revision.number, state: i.state, reason: i.failure })
     if (i.state === 'failed' || i.state === 'stopped') {
       this.instances = this.instances.filter(x => x !== i)
       if (i.state === 'failed') this.failed = [...this.failed, i].slice(-FAILED_SHOWN)
@@ -307,7 +309,7 @@ export class ManagedPool {
     }
     if (v.kind !== 'crash') return false
     this.crash = v.record
-    log('warn', 'instance will be replaced', { pool: this.pool.name, instance: i.id, reason: i.failure, restarts: v.record.crashes, backoffMs: v.record.delayMs })
+    log('warn', 'instance will be replaced', { pool: this.name, instance: i.id, reason: i.failure, restarts: v.record.crashes, backoffMs: v.record.delayMs })
     if (v.giveUp === undefined) return false
     r?.giveUp(v.giveUp)
     this.afterRolloutChange()
@@ -353,7 +355,7 @@ export class ManagedPool {
     return true
   }
 
-  /** Stops every instance in the SPEC order, in parallel. */
+  /** Stops every instance in the stopping order (see Instance.stop), in parallel. */
   async close (): Promise<void> {
     this.closing = true
     clearTimeout(this.wakeTimer)

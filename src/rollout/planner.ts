@@ -42,6 +42,8 @@ export interface RolloutState {
   to: number
   /** What the rollout reported last time (see RolloutStep.updated). */
   updated: number
+  /** The distance to convergence last time (see RolloutStep.remaining); Infinity before the first plan. */
+  remaining: number
   /** When it last made progress, changed direction or resumed (ms epoch). */
   progressAt: number
 }
@@ -63,7 +65,12 @@ export interface PlanInput {
 export interface RolloutStep {
   /** forward: new instances available; back: new instances still serving. */
   updated: number
-  /** `updated` moved the way the rollout goes: the progressDeadline clock restarts. */
+  /**
+   * The distance to convergence: instances of other revisions still running
+   * (draining ones too) plus target instances missing or not available yet.
+   */
+  remaining: number
+  /** `remaining` went down, whatever the direction: the progressDeadline clock restarts. */
   progressed: boolean
   /** Instances start in this step: they make a new batch of the rollout. */
   newBatch: boolean
@@ -145,15 +152,16 @@ export const planRolling: Planner = (input) => {
 
   if (r === undefined) return { target, start, stop, wakeAt }
   const converged = mine.length === size && mineAvailable === size && others.length === 0
-  if (converged) return { target, start, stop, rollout: { updated: size, progressed: true, newBatch: false, converged, stalled: false } }
-  const progressed = r.direction === 'forward' ? updated > r.updated : updated < r.updated
+  if (converged) return { target, start, stop, rollout: { updated: size, remaining: 0, progressed: true, newBatch: false, converged, stalled: false } }
+  const remaining = others.length + Math.max(0, size - mineAvailable)
+  const progressed = remaining < r.remaining
   const deadline = (progressed ? now : r.progressAt) + bounds.progressDeadline
   if (now >= deadline) {
     // Nothing more moves until the rollout turned (failed, paused or gave up).
-    return { target, start: 0, stop: [], rollout: { updated, progressed: false, newBatch: false, converged: false, stalled: true } }
+    return { target, start: 0, stop: [], rollout: { updated, remaining, progressed: false, newBatch: false, converged: false, stalled: true } }
   }
   wake(deadline)
-  return { target, start, stop, wakeAt, rollout: { updated, progressed, newBatch: start > 0, converged: false, stalled: false } }
+  return { target, start, stop, wakeAt, rollout: { updated, remaining, progressed, newBatch: start > 0, converged: false, stalled: false } }
 }
 
 export type StrategyName = 'rolling'

@@ -13,6 +13,26 @@ export interface Strategy extends RolloutSpec {
 
 export interface RolloutEvent { at: string, message: string }
 
+/** A rollout as the admin API shows it. */
+export interface RolloutView {
+  id: string
+  pool: string
+  fromRevision: number
+  toRevision: number
+  fromVersion: string
+  toVersion: string
+  status: RolloutStatus
+  direction: 'forward' | 'back'
+  updated: number
+  total: number
+  startedAt: string
+  finishedAt: string | null
+  error: string | null
+  events: RolloutEvent[]
+}
+
+/** Random bytes in an id: with the pool and revision in it too, a clash is out of reach. */
+export const ID_RANDOM_BYTES = 3
 /** Events a rollout keeps; older ones are dropped (the log has them all). */
 const EVENTS_KEPT = 500
 /** Instance transitions kept for the report: about five each for the 2,000 instances that replacing the largest pool (1,000) involves. */
@@ -46,6 +66,8 @@ export class Rollout {
   updated = 0
   /** When it last made progress, turned or resumed (ms epoch): progressDeadline counts from here. */
   progressAt = Date.now()
+  /** The distance to convergence at the last plan (see RolloutStep.remaining). */
+  private remaining = Infinity
   /** Batches started so far; instance marks carry the batch they belong to. */
   batches = 0
   readonly marks: InstanceMark[] = []
@@ -59,7 +81,7 @@ export class Rollout {
     readonly strategy: Strategy,
     readonly total: number
   ) {
-    this.id = `${pool}-${to.number}-${randomBytes(3).toString('hex')}`
+    this.id = `${pool}-${to.number}-${randomBytes(ID_RANDOM_BYTES).toString('hex')}`
     this.note(`rollout of ${pool} from revision ${from.number} (${from.version}) to ${to.number} (${to.version}) started`)
   }
 
@@ -71,12 +93,13 @@ export class Rollout {
   /** What the planner needs of it; undefined once it has finished. */
   planState (): RolloutState | undefined {
     if (this.status !== 'running' && this.status !== 'paused') return undefined
-    return { status: this.status, direction: this.direction, from: this.from.number, to: this.to.number, updated: this.updated, progressAt: this.progressAt }
+    return { status: this.status, direction: this.direction, from: this.from.number, to: this.to.number, updated: this.updated, remaining: this.remaining, progressAt: this.progressAt }
   }
 
   /** Takes in one plan's outcome (the turns it implies are made by the pool: fail, giveUp, converged). */
   record (step: RolloutStep, now: number): void {
     this.updated = step.updated
+    this.remaining = step.remaining
     if (step.progressed) this.progressAt = now
     if (step.newBatch) this.batches++
   }
@@ -151,7 +174,7 @@ export class Rollout {
     return () => this.listeners.delete(fn)
   }
 
-  view (): Record<string, unknown> {
+  view (): RolloutView {
     return {
       id: this.id,
       pool: this.pool,

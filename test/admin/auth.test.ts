@@ -56,7 +56,7 @@ describe('admin API authentication', () => {
       for (const api of callers) {
         const r = await api.call(method, path)
         expect(r.status, `${method} ${path}`).toBe(401)
-        expect(r.body).toEqual({ error: 'a valid bearer token is required' })
+        expect(r.body).toEqual({ error: 'a valid bearer token is required', code: 'BATON_ERR_ADMIN_UNAUTHORIZED' })
         expect(r.headers.get('content-type')).toBe('application/json')
       }
       const basic = await adminApi(baton.adminUrl).call(method, path, { headers: { authorization: 'Basic c2VjcmV0' } })

@@ -30,7 +30,7 @@ describe('admin API: controlling rollouts', () => {
   it('refuses a rollback without a previous revision (409) and of an unknown pool (404)', async () => {
     const r = await api.post('/v1/pools/web/rollback')
     expect(r.status).toBe(409)
-    expect(r.body).toEqual({ error: 'pool "web" has no previous revision to roll back to' })
+    expect(r.body).toEqual({ error: 'pool "web" has no previous revision to roll back to', code: 'BATON_ERR_NO_PREVIOUS_REVISION' })
     expect((await api.post('/v1/pools/nope/rollback')).status).toBe(404)
     for (const action of ['pause', 'resume', 'abort']) {
       const c = await api.post(`/v1/rollouts/web-2-000000/${action}`)
@@ -67,7 +67,7 @@ describe('admin API: controlling rollouts', () => {
     for (const action of ['pause', 'resume', 'abort']) {
       const late = await api.post(`/v1/rollouts/${id}/${action}`)
       expect(late.status).toBe(409)
-      expect(late.body).toEqual({ error: `rollout ${id} has finished (succeeded)` })
+      expect(late.body).toEqual({ error: `rollout ${id} has finished (succeeded)`, code: 'BATON_ERR_ROLLOUT_FINISHED' })
     }
   })
 

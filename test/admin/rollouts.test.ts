@@ -55,7 +55,18 @@ describe('admin API: pools and rollouts', () => {
     expect(one.body).toMatchObject({ name: 'web', revision: 1, version: 'v1', size: 2, rollout: null })
     const unknown = await api.get('/v1/pools/nope')
     expect(unknown.status).toBe(404)
-    expect(unknown.body).toEqual({ error: 'no pool named "nope"' })
+    expect(unknown.body).toEqual({ error: 'no pool named "nope"', code: 'BATON_ERR_POOL_NOT_FOUND' })
+  })
+
+  it('answers a path that is not valid percent-encoding with a 400, not a logged 500', async () => {
+    for (const path of ['/v1/pools/%E0', '/v1/rollouts/%zz', '/v1/pools/%E0/rollouts']) {
+      const method = path.endsWith('rollouts') ? 'POST' : 'GET'
+      const r = await api.call(method, path)
+      expect(r.status, path).toBe(400)
+      expect(r.body, path).toEqual({ error: `the path ${path} is not valid percent-encoding`, code: 'BATON_ERR_ADMIN_BAD_PATH' })
+    }
+    expect(baton.lines.some(l => l.includes('admin request failed'))).toBe(false)
+    expect((await api.get('/v1/pools/web')).status).toBe(200)
   })
 
   it('refuses bad rollout bodies with a 400 naming the field, and starts nothing', async () => {
@@ -79,7 +90,7 @@ describe('admin API: pools and rollouts', () => {
     }
     const notJson = await api.call('POST', '/v1/pools/web/rollouts', { raw: '{"version": "v2",' })
     expect(notJson.status).toBe(400)
-    expect(notJson.body).toEqual({ error: 'the request body is not valid JSON' })
+    expect(notJson.body).toEqual({ error: 'the request body is not valid JSON', code: 'BATON_ERR_ADMIN_BAD_JSON' })
     const huge = await api.call('POST', '/v1/pools/web/rollouts', { raw: JSON.stringify({ version: 'x'.repeat(200_000) }) })
     expect(huge.status).toBe(413)
     expect(huge.body.error).toMatch(/over 65536 bytes/)
@@ -87,7 +98,7 @@ describe('admin API: pools and rollouts', () => {
     const unknownPool = await api.post('/v1/pools/nope/rollouts', { version: 'v2' })
     expect(unknownPool.status).toBe(404)
     expect((await api.get('/v1/rollouts/web-9-000000')).status).toBe(404)
-    expect((await api.get('/v1/rollouts/web-9-000000')).body).toEqual({ error: 'no rollout with id "web-9-000000"' })
+    expect((await api.get('/v1/rollouts/web-9-000000')).body).toEqual({ error: 'no rollout with id "web-9-000000"', code: 'BATON_ERR_ROLLOUT_NOT_FOUND' })
     // Nothing was started by any of these.
     expect((await api.get('/v1/pools/web')).body).toMatchObject({ revision: 1, version: 'v1', rollout: null })
     expect(await metric(baton.adminUrl, 'baton_rollouts_total')).toBe(0)
@@ -109,7 +120,7 @@ describe('admin API: pools and rollouts', () => {
       for (const body of [{ version: 'v3' }, {}]) {
         const again = await api.post('/v1/pools/web/rollouts', body)
         expect(again.status).toBe(409)
-        expect(again.body).toEqual({ error: `a rollout (${id}) is already running in pool "web"` })
+        expect(again.body).toEqual({ error: `a rollout (${id}) is already running in pool "web"`, code: 'BATON_ERR_ROLLOUT_RUNNING' })
       }
       expect((await api.post('/v1/pools/web/rollback')).status).toBe(409)
 

@@ -16,7 +16,7 @@ const many = (n: number, revision: number, state: InstanceState, readyAt = 0): P
   Array.from({ length: n }, () => inst(revision, state, readyAt))
 
 const forward = (o: Partial<RolloutState> = {}): RolloutState =>
-  ({ status: 'running', direction: 'forward', from: 1, to: 2, updated: 0, progressAt: 0, ...o })
+  ({ status: 'running', direction: 'forward', from: 1, to: 2, updated: 0, remaining: Infinity, progressAt: 0, ...o })
 
 function plan (o: Partial<PlanInput> & { instances: PlanInstance[] }): Plan {
   return planRolling({ now: 10_000, size: 4, current: 1, bounds: bounds(1, 0), backoffUntil: 0, ...o })
@@ -88,10 +88,12 @@ describe('planRolling: one step', () => {
     const p = plan({ now: 10_000, bounds: bounds(1, 0, 60_000), rollout: forward({ direction: 'back', updated: 1 }), instances: [...many(4, 1, 'serving', 9_999), inst(2, 'serving', 9_000)] })
     expect(p.target).toBe(1)
     expect(p.stop).toHaveLength(1)
-    // Progress shows in the next plan, once the new instance drains.
-    expect(p.rollout).toMatchObject({ updated: 1, progressed: false })
-    const next = plan({ now: 10_000, bounds: bounds(1, 0, 60_000), rollout: forward({ direction: 'back', updated: 1 }), instances: [...many(4, 1, 'serving', 9_999), inst(2, 'draining', 9_000)] })
-    expect(next.rollout).toMatchObject({ updated: 0, progressed: true })
+    // One new instance left to go: 1 from convergence; it is as far while it drains, and converged once it is gone.
+    expect(p.rollout).toMatchObject({ updated: 1, remaining: 1 })
+    const back = forward({ direction: 'back', updated: 1, remaining: 1 })
+    const draining = plan({ now: 10_000, bounds: bounds(1, 0, 60_000), rollout: back, instances: [...many(4, 1, 'serving', 9_999), inst(2, 'draining', 9_000)] })
+    expect(draining.rollout).toMatchObject({ updated: 0, remaining: 1, progressed: false, converged: false })
+    expect(plan({ now: 10_000, bounds: bounds(1, 0, 60_000), rollout: back, instances: many(4, 1, 'serving', 9_999) }).rollout).toMatchObject({ converged: true })
   })
 
   it('converges when the target serves at full size and nothing else runs', () => {
@@ -138,14 +140,17 @@ describe('planRolling: one step', () => {
     const b = bounds(1, 0, 0, 1_000)
     const old = many(4, 1, 'serving')
     const waiting = [...old, inst(2, 'starting')]
-    const before = plan({ now: 10_500, bounds: b, rollout: forward({ progressAt: 10_000 }), instances: waiting })
-    expect(before.rollout?.stalled).toBe(false)
+    // 4 old instances to go and 4 new ones missing.
+    const r = forward({ progressAt: 10_000, remaining: 8 })
+    const before = plan({ now: 10_500, bounds: b, rollout: r, instances: waiting })
+    expect(before.rollout).toMatchObject({ stalled: false, progressed: false, remaining: 8 })
     expect(before.wakeAt).toBe(11_000)
-    const after = plan({ now: 11_000, bounds: b, rollout: forward({ progressAt: 10_000 }), instances: waiting })
+    const after = plan({ now: 11_000, bounds: b, rollout: r, instances: waiting })
     expect(after.rollout?.stalled).toBe(true)
     expect(after).toMatchObject({ start: 0, stop: [] })
-    // Progress in this very step restarts the clock.
-    const progressing = plan({ now: 11_000, bounds: b, rollout: forward({ progressAt: 10_000 }), instances: [...old, inst(2, 'serving', 1)] })
+    // Progress in this very step restarts the clock: a new instance available, or an old one gone.
+    expect(plan({ now: 11_000, bounds: b, rollout: r, instances: [...old.slice(1), inst(2, 'starting')] }).rollout).toMatchObject({ stalled: false, progressed: true, remaining: 7 })
+    const progressing = plan({ now: 11_000, bounds: b, rollout: r, instances: [...old, inst(2, 'serving', 1)] })
     expect(progressing.rollout).toMatchObject({ stalled: false, progressed: true })
     expect(progressing.wakeAt).toBe(12_000)
     // A paused rollout never stalls.
@@ -173,7 +178,7 @@ function simulate (o: { size: number, surge: number, unavailable: number, minRea
   let t = 0
   let n = 0
   const live: Sim[] = Array.from({ length: o.size }, () => ({ id: `old${n++}`, revision: 1, state: 'serving', readyAt: -HOUR, at: -HOUR }))
-  const rollout: RolloutState = { status: 'running', direction: 'forward', from: 1, to: 2, updated: 0, progressAt: 0 }
+  const rollout: RolloutState = { status: 'running', direction: 'forward', from: 1, to: 2, updated: 0, remaining: Infinity, progressAt: 0 }
   let status = 'running'
   let started = 0
   let batches = 0
@@ -200,6 +205,7 @@ function simulate (o: { size: number, surge: number, unavailable: number, minRea
     const step = p.rollout
     if (step !== undefined) {
       rollout.updated = step.updated
+      rollout.remaining = step.remaining
       if (step.progressed) rollout.progressAt = t
       if (step.newBatch) batches++
       if (step.converged) { status = rollout.direction === 'forward' ? 'succeeded' : 'rolled_back'; break }
@@ -274,6 +280,14 @@ describe('planRolling: whole rollouts, bounds checked after every change', () =>
       const r = simulate({ size, surge, unavailable, minReady: 0, failNew: 1 })
       expect(r.status, `${size}/${surge}/${unavailable}`).toBe('rolled_back')
     }
+  })
+
+  it('progressDeadline shorter than getting ready: forward stalls and rolls back; rolling back stalls only if a drain outlasts it', () => {
+    // A new instance needs READY_MS (300) to be available: a 250 ms deadline stalls it; stopping it takes DRAIN_MS (200).
+    expect(simulate({ size: 2, surge: 1, unavailable: 0, minReady: 0, progressDeadline: 250 }).status).toBe('rolled_back')
+    expect(simulate({ size: 2, surge: 1, unavailable: 0, minReady: 0, progressDeadline: 150 }).status).toBe('failed')
+    // Long enough for every step: it succeeds.
+    expect(simulate({ size: 4, surge: 1, unavailable: 0, minReady: 0, progressDeadline: READY_MS + DRAIN_MS }).status).toBe('succeeded')
   })
 
   it('onFailure pause: the rollout stops moving where it failed', () => {
