@@ -68,7 +68,7 @@ describe('admin API authentication', () => {
     const api = adminApi(baton.adminUrl, 'secret')
     const pools = await api.get('/v1/pools')
     expect(pools.status).toBe(200)
-    expect(pools.body.pools.map((p: any) => p.name)).toEqual(['web'])
+    expect(pools.body.pools.map((p) => p.name)).toEqual(['web'])
     expect((await api.get('/v1/pools/web')).body).toMatchObject({ name: 'web', rollout: null })
     const metrics = await api.get('/metrics')
     expect(metrics.status).toBe(200)

@@ -46,15 +46,15 @@ describe('admin API: controlling rollouts', () => {
     const paused = await api.post(`/v1/rollouts/${id}/pause`)
     expect(paused.status).toBe(200)
     expect(paused.body).toMatchObject({ id, status: 'paused', error: null })
-    expect(paused.body.events.at(-1).message).toBe('paused')
+    expect(paused.body.events.at(-1)?.message).toBe('paused')
     expect((await api.post(`/v1/rollouts/${id}/pause`)).body.status).toBe('paused')
 
     // The instance already on its way comes up, but no old one is drained while paused.
-    await api.waitPool('web', p => p.instances.some((i: any) => i.version === 'v2' && i.state === 'serving'))
+    await api.waitPool('web', p => p.instances.some((i) => i.version === 'v2' && i.state === 'serving'))
     await sleep(1_000) // well past minReady (300ms): a running rollout would have drained a v1 by now
     const held = (await api.get('/v1/pools/web')).body
     expect(held.rollout).toBe(id)
-    expect(held.instances.filter((i: any) => i.version === 'v1' && i.state === 'serving')).toHaveLength(2)
+    expect(held.instances.filter((i) => i.version === 'v1' && i.state === 'serving')).toHaveLength(2)
     expect((await api.get(`/v1/rollouts/${id}`)).body.status).toBe('paused')
 
     const resumed = await api.post(`/v1/rollouts/${id}/resume`)
@@ -80,7 +80,7 @@ describe('admin API: controlling rollouts', () => {
     expect(aborted.body.direction).toBe('back')
     const done = await api.waitRollout(id, finished)
     expect(done.status).toBe('aborted')
-    expect(done.events.map((e: any) => e.message)).toContain('aborted: rolling back to revision 2 (v2)')
+    expect(done.events.map((e) => e.message)).toContain('aborted: rolling back to revision 2 (v2)')
     const pool = await api.waitPool('web', settledOn('v2'))
     expect(pool).toMatchObject({ revision: 2, version: 'v2', rollout: null })
     expect(await version()).toBe('v2')
@@ -106,7 +106,7 @@ describe('admin API: controlling rollouts', () => {
     expect(stuck.status).toBe('paused')
     expect(stuck.error).toMatch(/not ready within startTimeout/)
     const pool = (await api.get('/v1/pools/careful')).body
-    expect(pool.instances.filter((i: any) => i.version === 'v1' && i.state === 'serving')).toHaveLength(2)
+    expect(pool.instances.filter((i) => i.version === 'v1' && i.state === 'serving')).toHaveLength(2)
     expect((await api.post(`/v1/rollouts/${r.body.id}/abort`)).status).toBe(200)
     expect((await api.waitRollout(r.body.id, finished)).status).toBe('aborted')
     await api.waitPool('careful', settledOn('v1'))

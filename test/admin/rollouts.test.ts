@@ -3,6 +3,8 @@ import { SseParser, type SseMessage } from '../../src/cli/sse.js'
 import { adminApi, demoPool, finished, portRange, settledOn, type AdminApi } from '../helpers/admin.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, metric, waitFor } from '../helpers/http.js'
+import { present } from '../helpers/views.js'
+import type { EventData } from '../helpers/views.js'
 
 // SPEC §3: pools, rollouts (202, G5's 409, 400 on bad bodies), the rollout
 // record, GET /v1/events during a rollout, and the rollout metrics (§4).
@@ -126,8 +128,8 @@ describe('admin API: pools and rollouts', () => {
 
       const done = await api.waitRollout(id, finished)
       expect(done).toMatchObject({ id, status: 'succeeded', updated: 2, total: 2, error: null })
-      expect(Date.parse(done.finishedAt)).toBeGreaterThanOrEqual(Date.parse(done.startedAt))
-      expect(done.events.at(-1).message).toBe('succeeded')
+      expect(Date.parse(present(done.finishedAt, 'finishedAt'))).toBeGreaterThanOrEqual(Date.parse(done.startedAt))
+      expect(done.events.at(-1)?.message).toBe('succeeded')
       for (const e of done.events) expect(Number.isNaN(Date.parse(e.at))).toBe(false)
 
       const pool = await api.waitPool('web', settledOn('v2'))
@@ -136,10 +138,11 @@ describe('admin API: pools and rollouts', () => {
       expect(answer.version).toBe('v2')
 
       // The stream carried the instances' lives and the rollout's progress.
-      const seen = await waitFor((): any[] | false => {
-        const parsed = events.messages.map(m => ({ event: m.event, ...JSON.parse(m.data) }))
+      type Seen = EventData & { event: string }
+      const seen = await waitFor((): Seen[] | false => {
+        const parsed = events.messages.map(m => ({ event: m.event, ...JSON.parse(m.data) as EventData }))
         return parsed.some(e => e.event === 'rollout' && e.status === 'succeeded') && parsed.filter(e => e.event === 'instance' && e.state === 'stopped').length >= 2 && parsed
-      }, 10_000) as any[]
+      }, 10_000)
       const instanceEvents = seen.filter(e => e.event === 'instance')
       for (const e of instanceEvents) expect(e).toMatchObject({ type: 'instance', pool: 'web' })
       expect(instanceEvents.filter(e => e.version === 'v2' && e.state === 'starting')).toHaveLength(2)
@@ -162,8 +165,8 @@ describe('admin API: pools and rollouts', () => {
   it('applies a body\'s strategy to that rollout: maxSurge 2 starts both new instances at once', async () => {
     const r = await api.post('/v1/pools/web/rollouts', { version: 'v3', strategy: { maxSurge: 2 } })
     expect(r.status).toBe(202)
-    const starting = await api.waitPool('web', p => p.instances.filter((i: any) => i.version === 'v3').length === 2)
-    expect(starting.instances.filter((i: any) => i.version === 'v2' && i.state === 'serving')).toHaveLength(2)
+    const starting = await api.waitPool('web', p => p.instances.filter((i) => i.version === 'v3').length === 2)
+    expect(starting.instances.filter((i) => i.version === 'v2' && i.state === 'serving')).toHaveLength(2)
     expect((await api.waitRollout(r.body.id, finished)).status).toBe('succeeded')
     await api.waitPool('web', settledOn('v3'))
   })

@@ -5,6 +5,8 @@ import { deadPort, waitFor } from '../helpers/http.js'
 import { startLoad } from '../helpers/load.js'
 import { getPool } from '../helpers/pool.js'
 import { buildImages, DOCKER_TESTS, dockerConfig, IMAGE, removePool, running, startDaemon, stopDaemon, waitContainers, type Daemon } from './helpers.js'
+import type { InstanceView, PoolView } from '../helpers/views.js'
+import type { Line } from '../helpers/procs.js'
 
 /**
  * SPEC §2: a baton that starts finds the containers of its pools an earlier
@@ -12,8 +14,8 @@ import { buildImages, DOCKER_TESTS, dockerConfig, IMAGE, removePool, running, st
  * restarted), the others drained and removed, stopped ones removed.
  */
 
-const serving = (p: any): any[] => p.instances.filter((i: any) => i.state === 'serving')
-const parsed = (b: RunningBaton): any[] => b.lines.map(l => { try { return JSON.parse(l) } catch { return {} } })
+const serving = (p: PoolView): InstanceView[] => p.instances.filter(i => i.state === 'serving')
+const parsed = (b: RunningBaton): Line[] => b.lines.map(l => { try { return JSON.parse(l) as Line } catch { return {} } })
 
 describe.skipIf(!DOCKER_TESTS)('docker pool: containers left by a SIGKILLed baton', () => {
   let d: Daemon | undefined
@@ -35,7 +37,7 @@ describe.skipIf(!DOCKER_TESTS)('docker pool: containers left by a SIGKILLed bato
     const engine = d!.engine
     const first = await startBaton(dockerConfig([d!.url]))
     batons.push(first)
-    const ids = serving(await getPool(first.adminUrl)).map((i: any) => i.id).sort()
+    const ids = serving(await getPool(first.adminUrl)).map((i) => i.id).sort()
     expect(ids).toHaveLength(4)
     const before = await running(d!)
     const startedAt = new Map<string, string>()
@@ -77,14 +79,14 @@ describe.skipIf(!DOCKER_TESTS)('docker pool: containers left by a SIGKILLed bato
 
     // The same instances serve, in the same containers, not restarted.
     const pool = await getPool(second.adminUrl)
-    expect(serving(pool).map((i: any) => i.id).sort()).toEqual(ids)
+    expect(serving(pool).map((i) => i.id).sort()).toEqual(ids)
     expect(pool.instances).toHaveLength(4)
     const after = (await waitContainers(d!, 4, { running: true })).map(c => ({ id: c.Id }))
     expect(after.map(c => c.id).sort()).toEqual(before.map(c => c.id).sort())
     for (const c of after) {
       const info = await engine.inspect(c.id)
       expect(info.State.StartedAt).toBe(startedAt.get(c.id))
-      expect((info as any).RestartCount).toBe(0)
+      expect(info.RestartCount).toBe(0)
     }
     // The container of another spec was stopped and removed, and so was the stopped one.
     const all = await waitContainers(d!, 4)

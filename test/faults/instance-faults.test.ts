@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { startLoad } from '../helpers/load.js'
 import { demoConfig, getPool, isAlive, startRollout, waitPool, waitRollout } from '../helpers/pool.js'
+import { present } from '../helpers/views.js'
 
 /** Faults of the app's instances during rollouts, each under GET load, counting every request. */
 describe('faults during rollouts', () => {
@@ -26,29 +27,29 @@ describe('faults during rollouts', () => {
     baton = await startBaton(demoConfig({ size: 3 }))
     await underLoad(async () => {
       const r = await startRollout(baton!.adminUrl, { version: 'v2', env: { READY_DELAY: '3000' } })
-      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i: any) => i.version === 'v2' && i.pid !== null))
-      process.kill(p.instances.find((i: any) => i.version === 'v2').pid, 'SIGKILL')
+      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i) => i.version === 'v2' && i.pid !== null))
+      process.kill(present(p.instances.find(i => i.version === 'v2')?.pid, 'the pid of a v2 instance'), 'SIGKILL')
       const done = await waitRollout(baton!.adminUrl, r.id)
       expect(done.status).toBe('rolled_back')
       expect(done.error).toMatch(/SIGKILL/)
     })
     const p = await getPool(baton.adminUrl)
-    expect(p.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(3)
+    expect(p.instances.filter((i) => i.state === 'serving' && i.version === 'v1')).toHaveLength(3)
   }, 60_000)
 
   it('kill -9 of an old instance while it drains slow requests: they are retried, the rollout goes on', async () => {
     baton = await startBaton(demoConfig({ size: 3, rollout: { drainTimeout: '10s' } }))
     await underLoad(async () => {
       const r = await startRollout(baton!.adminUrl, { version: 'v2' })
-      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i: any) => i.version === 'v1' && i.state === 'draining' && i.inflight > 0), 30_000)
-      process.kill(p.instances.find((i: any) => i.version === 'v1' && i.state === 'draining').pid, 'SIGKILL')
+      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i) => i.version === 'v1' && i.state === 'draining' && i.inflight > 0), 30_000)
+      process.kill(present(p.instances.find(i => i.version === 'v1' && i.state === 'draining')?.pid, 'the pid of a draining v1 instance'), 'SIGKILL')
       expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
     })
   }, 60_000)
 
   it('an app that ignores SIGTERM is killed at stopTimeout', async () => {
     baton = await startBaton(demoConfig({ size: 2, env: { IGNORE_TERM: '1' }, rollout: { stopTimeout: '1s' } }))
-    const old = (await getPool(baton.adminUrl)).instances.map((i: any) => i.pid)
+    const old = (await getPool(baton.adminUrl)).instances.map(i => present(i.pid, 'a pid'))
     await underLoad(async () => {
       const r = await startRollout(baton!.adminUrl, { version: 'v2' })
       expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
@@ -70,8 +71,8 @@ describe('faults during rollouts', () => {
   }, 60_000)
 
   it('ports taken by a foreign process are skipped', async () => {
-    const config = demoConfig({ size: 2 }) as any
-    const [from] = (config.pools.web.process.ports as string).split('-').map(Number)
+    const config = demoConfig({ size: 2 })
+    const [from] = config.pools.web.process.ports.split('-').map(Number)
     // Take the ports right after the two the first instances get (one that
     // something else holds already is just as taken).
     const squatters: Server[] = []
@@ -89,7 +90,7 @@ describe('faults during rollouts', () => {
         const r = await startRollout(baton!.adminUrl, { version: 'v2' })
         expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
       })
-      const ports = (await getPool(baton.adminUrl)).instances.map((i: any) => Number(i.address.split(':')[1]))
+      const ports = (await getPool(baton.adminUrl)).instances.map(i => Number(present(i.address, 'an address').split(':')[1]))
       expect(ports).not.toContain(from + 2)
       expect(ports).not.toContain(from + 3)
     } finally {
@@ -111,7 +112,7 @@ describe('faults during rollouts', () => {
         expect(done.error).toMatch(error)
       })
       const p = await getPool(baton.adminUrl)
-      expect(p.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
+      expect(p.instances.filter((i) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
     }, 60_000)
   }
 })

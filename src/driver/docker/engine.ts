@@ -48,9 +48,10 @@ export interface ContainerSummary { Id: string, Names: string[], State: string, 
 export interface ContainerInfo {
   Id: string
   Name: string
+  RestartCount: number
   State: { Status: string, Running: boolean, Pid: number, ExitCode: number, StartedAt: string }
-  Config: { Labels: Record<string, string> | null, Image: string }
-  HostConfig: { NetworkMode: string }
+  Config: { Labels: Record<string, string> | null, Image: string, Env: string[] | null }
+  HostConfig: { NetworkMode: string, Init: boolean | null }
   NetworkSettings: { Ports: Record<string, Array<{ HostIp: string, HostPort: string }> | null> | null }
 }
 
