@@ -18,7 +18,7 @@ async function server () {
   return { ...await import('../baton.js'), ...await import('../config/load.js') }
 }
 
-/** `./baton.yaml`, else `config/baton.yaml` (SPEC §1). */
+/** `./baton.yaml`, else `config/baton.yaml` (README "Command line"). */
 function defaultConfigFile (): string {
   return existsSync('baton.yaml') ? 'baton.yaml' : 'config/baton.yaml'
 }
@@ -99,7 +99,7 @@ program.command('start')
     }
   })
 
-// Client commands of the admin API (SPEC §1), one module each.
+// Client commands of the admin API (README "Command line"), one module each.
 registerRollout(program)
 registerStatus(program)
 registerControl(program)

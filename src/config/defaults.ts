@@ -52,7 +52,7 @@ export const DEFAULTS = {
     /** Rollout records kept per pool; each holds up to 10,000 instance transitions for its report. */
     historyLimit: 50
   },
-  /** Passive ejection of static servers (like nginx max_fails/fail_timeout). */
+  /** Passive ejection of any pool's members, per data plane (like nginx max_fails/fail_timeout). */
   ejection: {
     consecutiveFailures: 5,
     duration: 10_000,

@@ -61,7 +61,7 @@ export type RolloutAction = 'pause' | 'resume' | 'abort'
  * outside reaches into its state.
  */
 export class Controller {
-  readonly metrics = new ControllerMetrics()
+  private readonly metrics = new ControllerMetrics()
   private config: Config
   private readonly runtimes = new Map<string, PoolRuntime>()
   private readonly history = new RolloutHistory()

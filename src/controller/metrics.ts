@@ -1,5 +1,5 @@
 import client from 'prom-client'
-import type { MetricsJson } from '../metrics/registry.js'
+import { counterIn, gaugeIn, type MetricsJson } from '../metrics/registry.js'
 
 /** One instance as the instances gauge counts it. */
 export interface InstanceReading { pool: string, version: string, state: string }
@@ -25,19 +25,8 @@ export class ControllerMetrics {
     }
   })
 
-  readonly rollouts = new client.Counter({
-    name: 'baton_rollouts_total',
-    help: 'Finished rollouts by result',
-    labelNames: ['pool', 'result'] as const,
-    registers: [this.registry]
-  })
-
-  readonly rolloutInProgress = new client.Gauge({
-    name: 'baton_rollout_in_progress',
-    help: '1 while a rollout runs in the pool',
-    labelNames: ['pool'] as const,
-    registers: [this.registry]
-  })
+  readonly rollouts = counterIn(this.registry, 'baton_rollouts_total', 'Finished rollouts by result', ['pool', 'result'])
+  readonly rolloutInProgress = gaugeIn(this.registry, 'baton_rollout_in_progress', '1 while a rollout runs in the pool', ['pool'])
 
   constructor () {
     client.collectDefaultMetrics({ register: this.registry })

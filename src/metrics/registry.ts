@@ -1,6 +1,16 @@
 import client from 'prom-client'
 import { DURATION_BOUNDS, type PoolCounters } from './traffic.js'
 
+/** A counter registered in `registry` only (each part of baton keeps a registry of its own). */
+export function counterIn<L extends string> (registry: client.Registry, name: string, help: string, labelNames: readonly L[]): client.Counter<L> {
+  return new client.Counter({ name, help, labelNames, registers: [registry] })
+}
+
+/** A gauge registered in `registry` only. */
+export function gaugeIn<L extends string> (registry: client.Registry, name: string, help: string, labelNames: readonly L[]): client.Gauge<L> {
+  return new client.Gauge({ name, help, labelNames, registers: [registry] })
+}
+
 /** A registry's metrics as prom-client JSON: what a data plane hands over for aggregation. */
 export type MetricsJson = Awaited<ReturnType<client.Registry['getMetricsAsJSON']>>
 
@@ -80,26 +90,9 @@ export class Metrics {
     })
   }
 
-  readonly upstreamErrors = new client.Counter({
-    name: 'baton_upstream_errors_total',
-    help: 'Failed upstream attempts, by kind (refused, reset, timeout, ...)',
-    labelNames: ['pool', 'kind'] as const,
-    registers: [this.registry]
-  })
-
-  readonly retries = new client.Counter({
-    name: 'baton_retries_total',
-    help: 'Attempts retried on another instance',
-    labelNames: ['pool'] as const,
-    registers: [this.registry]
-  })
-
-  readonly clientErrors = new client.Counter({
-    name: 'baton_client_errors_total',
-    help: 'Client requests refused before routing (malformed, oversized, timed out)',
-    labelNames: ['code'] as const,
-    registers: [this.registry]
-  })
+  readonly upstreamErrors = counterIn(this.registry, 'baton_upstream_errors_total', 'Failed upstream attempts, by kind (refused, reset, timeout, ...)', ['pool', 'kind'])
+  readonly retries = counterIn(this.registry, 'baton_retries_total', 'Attempts retried on another instance', ['pool'])
+  readonly clientErrors = counterIn(this.registry, 'baton_client_errors_total', 'Client requests refused before routing (malformed, oversized, timed out)', ['code'])
 
   /** Read from the upstreams at scrape time. */
   private readonly inflight: client.Gauge<'pool'> = new client.Gauge({

@@ -17,6 +17,8 @@ interface Held {
   upstream: Upstream
   /** Upstreams replaced (new timeouts, a new version) that still carry requests or tunnels. */
   retired: Set<Upstream>
+  /** Requests answered by replaced upstreams that are gone. */
+  settled: number
   inTable: boolean
   /** Bumped each time it leaves the table, so a stale idle watch reports nothing. */
   left: number
@@ -128,7 +130,7 @@ export class DataPlane {
   counts (): MemberCounts[] {
     return [...this.held].map(([id, h]) => {
       let inflight = 0
-      let requests = 0
+      let requests = h.settled
       for (const u of upstreamsOf(h)) { inflight += u.inflight; requests += u.requests }
       return { id, inflight, requests }
     })
@@ -151,17 +153,18 @@ export class DataPlane {
     const h = this.held.get(m.id)
     if (h === undefined) {
       const upstream = this.newUpstream(pool, m)
-      this.held.set(m.id, { pool: pool.name, member: m, upstream, retired: new Set(), inTable: true, left: 0 })
+      this.held.set(m.id, { pool: pool.name, member: m, upstream, retired: new Set(), settled: 0, inTable: true, left: 0 })
       return upstream
     }
     h.inTable = true
     if (newTimeouts || !sameAddress(h.member, m)) {
       const old = h.upstream
       h.upstream = this.newUpstream(pool, m)
-      h.upstream.requests = old.requests
       h.retired.add(old)
       // Its requests and tunnels finish on it; then it goes.
-      void Promise.all([old.close(), old.waitIdle()]).then(() => h.retired.delete(old))
+      void Promise.all([old.close(), old.waitIdle()]).then(() => {
+        if (h.retired.delete(old)) h.settled += old.requests
+      })
     }
     h.member = m
     return h.upstream

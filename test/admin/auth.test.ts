@@ -4,7 +4,7 @@ import { startBackend, type Backend } from '../helpers/backend.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config } from '../helpers/http.js'
 
-// SPEC §3: every route but GET /healthz needs the bearer token when one is
+// README "Admin API": every route but GET /healthz needs the bearer token when one is
 // configured; the answer without it is a 401 with one clear sentence, before
 // the route is even looked up (so an unknown path tells nothing either).
 

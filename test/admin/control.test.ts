@@ -3,7 +3,7 @@ import { adminApi, demoPool, finished, portRange, settledOn, type AdminApi } fro
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, metric, sleep } from '../helpers/http.js'
 
-// SPEC §3: pause, resume and abort of the current rollout, and
+// README "Admin API": pause, resume and abort of the current rollout, and
 // POST /v1/pools/NAME/rollback to the previous revision.
 
 describe('admin API: controlling rollouts', () => {

@@ -6,8 +6,8 @@ import { config, metric, waitFor } from '../helpers/http.js'
 import { present } from '../helpers/views.js'
 import type { EventData } from '../helpers/views.js'
 
-// SPEC §3: pools, rollouts (202, G5's 409, 400 on bad bodies), the rollout
-// record, GET /v1/events during a rollout, and the rollout metrics (§4).
+// README "Admin API": pools, rollouts (202, G5's 409, 400 on bad bodies), the rollout
+// record, GET /v1/events during a rollout, and the rollout metrics (README "Metrics").
 
 /** Records GET /v1/events; `ready` resolves once the stream is open. */
 async function subscribe (adminUrl: string): Promise<{ messages: SseMessage[], close: () => void }> {

@@ -6,7 +6,7 @@ import { startProc } from '../helpers/procs.js'
 import { present } from '../helpers/views.js'
 import type { PoolView } from '../helpers/views.js'
 
-// SPEC §1: baton rollout / status / pause / resume / abort / rollback
+// README "Command line": baton rollout / status / pause / resume / abort / rollback
 // against a real baton running a managed pool of the demo app.
 
 describe('CLI: rollouts of a managed pool', () => {

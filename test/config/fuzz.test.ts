@@ -114,7 +114,7 @@ describe('fuzzing parseConfig', () => {
     fc.assert(fc.property(fc.string({ maxLength: 200, unit: 'binary' }), text => checkProblems(text, outcome(text))), { numRuns: RUNS })
   }, TIMEOUT)
 
-  it('random mutations of the SPEC example: drop keys, wrong types, random strings and keys', () => {
+  it('random mutations of the reference example: drop keys, wrong types, random strings and keys', () => {
     fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), muts => {
       const obj = structuredClone(SPEC_OBJECT)
       for (const m of muts) apply(obj, m)

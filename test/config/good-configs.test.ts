@@ -4,7 +4,7 @@ import { SPEC_EXAMPLE } from './spec-example.js'
 
 const READINESS_DEFAULTS = { path: '/ready', interval: 250, timeout: 1000, successThreshold: 1, failureThreshold: 3, startTimeout: 30_000 }
 
-describe('the SPEC §2 example', () => {
+describe('the reference example', () => {
   it('validates with all three pool kinds, normalised and defaulted', () => {
     const cfg = valid(SPEC_EXAMPLE)
     expect(cfg.file).toBe('baton.yaml')

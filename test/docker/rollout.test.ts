@@ -154,7 +154,7 @@ describe.skipIf(!DOCKER_TESTS)('docker pool: rollouts, rollback, a killed contai
     const starts = baton!.lines.flatMap(l => { try { const j = JSON.parse(l); return j.msg === 'instance container started' ? [j.ms as number] : [] } catch { return [] } })
     console.log(`docker rollout of 4 under light load: ${ms} ms; ${result.sent} requests sent, ${result.failed} failed; ` +
       `create+start+inspect of a container: ${Math.min(...starts)}-${Math.max(...starts)} ms (mean ${Math.round(starts.reduce((a, b) => a + b, 0) / starts.length)}, ${starts.length} containers)`)
-    expect(done.status).toBe('succeeded')
+    expect(done.status, `${String(done.error)}: ${done.events.map(e => e.message).join(' | ')}`).toBe('succeeded')
     expect(result.failed).toBe(0)
   }, 120_000)
 

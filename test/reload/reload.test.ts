@@ -18,7 +18,7 @@ async function freePort (): Promise<number> {
 }
 
 /**
- * Live reload (SPEC §3 POST /v1/reload, SIGHUP): applied as a diff in place
+ * Live reload (README "Admin API": POST /v1/reload, SIGHUP): applied as a diff in place
  * under continuous load — routes, a new listener, a new pool and a rollout —
  * with 0 failed requests; a bad file is refused whole.
  */

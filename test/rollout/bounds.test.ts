@@ -8,7 +8,7 @@ import type { BatonEvent } from '../helpers/events.js'
 
 const RUNNING = new Set(['starting', 'ready', 'serving', 'draining'])
 
-/** Replays instance events and checks the SPEC §3 bounds after every one of them. */
+/** Replays instance events and checks the surge and unavailable bounds (README "What it guarantees") after every one of them. */
 function checkBounds (initial: Map<string, string>, events: BatonEvent[], size: number, surge: number, unavailable: number): { maxRunning: number, minAvailable: number } {
   const state = new Map(initial)
   let maxRunning = 0

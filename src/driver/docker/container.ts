@@ -105,7 +105,7 @@ export class Container implements RunningInstance {
     void this.remove()
   }
 
-  /** SPEC §3: the stop signal, up to `timeoutMs` for the exit, SIGKILL; then the container is removed. */
+  /** The end of the stopping order (README "What it guarantees"): the stop signal, up to `timeoutMs` for the exit, SIGKILL; then the container is removed. */
   async stop (signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
     if (!this.gone) {
       const f = { ...this.deps.fields, container: short(this.deps.id) }

@@ -43,7 +43,7 @@ type EngineEntry = DockerSpec['engines'][number]
 
 /**
  * Runs the instances of one pool as containers on one or more Docker engines
- * (SPEC §2 `docker:`). New containers go to the engine with the fewest of
+ * (README "Config reference", `docker:`). New containers go to the engine with the fewest of
  * this pool's containers; an engine that stops answering its pings is marked
  * down, its containers count as exited (the pool replaces them elsewhere) and
  * it gets no new one until it answers again.
