@@ -47,9 +47,9 @@ export enum Outcome { App, Baton5xx, UpstreamFailed, ClientAbort }
 export const DURATION_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
 /**
- * One version's counters: the current second (rolled into the pool's
- * timeline) and the totals since start that Prometheus reads at scrape time,
- * so no prom-client call runs per request.
+ * One version's counters: the current second (handed to the controller's
+ * timeline once it is over) and the totals since start that Prometheus reads
+ * at scrape time, so no prom-client call runs per request.
  */
 export class VersionTraffic {
   counts = new Uint32Array(Slot.Size)
