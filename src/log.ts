@@ -1,5 +1,5 @@
 /**
- * One JSON object a line on stdout (SPEC §1). Kept tiny: nothing here runs per
+ * One JSON object a line on stdout (README "Command line": `baton start`). Kept tiny: nothing here runs per
  * proxied request.
  */
 export type Level = 'debug' | 'info' | 'warn' | 'error'

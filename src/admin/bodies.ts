@@ -1,16 +1,18 @@
 import { z } from 'zod'
-import { resolveScaled } from '../config/duration.js'
-import { envSchema, rolloutSchema, type RolloutSpec } from '../config/schema.js'
-import { AdminError } from './server.js'
+import { envSchema, rolloutSchema } from '../config/schema.js'
+import { AdminError } from './errors.js'
+
+/** The rollout keys a rollout may override: all but historyLimit, which is about the pool's records. */
+const strategyKeys = rolloutSchema.omit({ historyLimit: true }).shape
 
 /**
- * A rollout's strategy overrides: the config's rollout keys without their
- * defaults, so a key left out keeps the pool's setting (`.partial()` would
- * fill in every default and silently override the pool's config).
+ * A rollout's strategy overrides: those keys without their defaults, so a
+ * key left out keeps the pool's setting (`.partial()` would fill in every
+ * default and silently override the pool's config).
  */
-type Overrides = { [K in keyof typeof rolloutSchema.shape]: z.ZodOptional<ReturnType<(typeof rolloutSchema.shape)[K]['unwrap']>> }
+type Overrides = { [K in keyof typeof strategyKeys]: z.ZodOptional<ReturnType<(typeof strategyKeys)[K]['unwrap']>> }
 const strategyBody = z.strictObject(Object.fromEntries(
-  Object.entries(rolloutSchema.shape).map(([k, s]) => [k, s.unwrap().optional()])
+  Object.entries(strategyKeys).map(([k, s]) => [k, s.unwrap().optional()])
 ) as Overrides)
 
 /** Admin request bodies, validated with the same schema pieces as the config. */
@@ -34,18 +36,5 @@ export function parseBody<T extends z.ZodType> (schema: T, body: unknown): z.out
     ? [path, issue.keys[0]].filter(s => s !== '').join('.')
     : path
   const message = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message
-  throw new AdminError(400, where === '' ? `bad request body: ${message}` : `bad request body: ${where}: ${message}`)
-}
-
-/**
- * 400 when a body's strategy over the pool's own leaves maxSurge and
- * maxUnavailable both 0 for the pool's size: the rollout could never move
- * (the config check refuses the same for a pool).
- */
-export function checkMovable (pool: RolloutSpec, size: number, strategy: RolloutBody['strategy']): void {
-  if (strategy === undefined) return
-  const s = { ...pool, ...strategy }
-  if (resolveScaled(s.maxSurge, size, 'up') === 0 && resolveScaled(s.maxUnavailable, size, 'down') === 0) {
-    throw new AdminError(400, `bad request body: strategy: maxSurge ${String(s.maxSurge)} with maxUnavailable ${String(s.maxUnavailable)} for ${size} instance(s): the rollout could never move`)
-  }
+  throw new AdminError(400, 'BATON_ERR_ADMIN_BAD_BODY', where === '' ? `bad request body: ${message}` : `bad request body: ${where}: ${message}`)
 }

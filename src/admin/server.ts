@@ -2,24 +2,26 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { log } from '../log.js'
 import { tokenMatches } from './auth.js'
-
-export class AdminError extends Error {
-  constructor (readonly status: 400 | 401 | 404 | 409 | 413 | 500, message: string, readonly code = 'BATON_ERR_ADMIN') {
-    super(message)
-    this.name = 'AdminError'
-  }
-}
+import { AdminError, answerOf } from './errors.js'
+import { Router } from './router.js'
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<unknown> | unknown
 
-interface Route { method: string, pattern: RegExp, handler: Handler, raw?: boolean, open?: boolean }
+/** `open`: answered without the token (GET /healthz and the live page's own files, README "Admin API"). */
+interface Entry { handler: Handler, raw: boolean, open: boolean }
+
+/** Idle keep-alive connections to the admin API close after this (Node's own default). */
+const ADMIN_KEEP_ALIVE_MS = 5_000
+/** The largest admin request body: a rollout body is a few hundred bytes. */
+const BODY_LIMIT = 64 * 1024
 
 /**
  * The admin API's HTTP plumbing: bearer-token check, a route table, JSON in
- * and out, and every failure as `{"error": "..."}` with its status.
+ * and out, and every failure as `{"error": "...", "code": "BATON_ERR_..."}`
+ * with its status.
  */
 export class AdminServer {
-  private readonly routes: Route[] = []
+  private readonly routes = new Router<Entry>()
   private server: Server | undefined
   token: string | undefined
 
@@ -29,22 +31,19 @@ export class AdminServer {
 
   /** Registers a route; a handler's return value is sent as JSON (200), unless `raw`. */
   on (method: string, path: string, handler: Handler, raw = false): this {
-    this.routes.push({ method, pattern: compile(path), handler, raw })
+    this.routes.add(method, path, { handler, raw, open: false })
     return this
   }
 
-  /**
-   * Registers a raw route that needs no token: the live page's own files
-   * (SPEC §3, §10), which carry no pool data.
-   */
-  onOpen (method: string, path: string, handler: Handler): this {
-    this.routes.push({ method, pattern: compile(path), handler, raw: true, open: true })
+  /** Registers a route that needs no token: GET /healthz and the live page's own files. */
+  onOpen (method: string, path: string, handler: Handler, raw = true): this {
+    this.routes.add(method, path, { handler, raw, open: true })
     return this
   }
 
   async listen (host: string, port: number): Promise<{ host: string, port: number }> {
     const server = createServer((req, res) => { void this.handle(req, res) })
-    server.keepAliveTimeout = 5_000
+    server.keepAliveTimeout = ADMIN_KEEP_ALIVE_MS
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(port, host, () => { server.off('error', reject); resolve() })
@@ -67,46 +66,29 @@ export class AdminServer {
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]
+    const method = req.method ?? ''
     try {
-      if (!(req.method === 'GET' && path === '/healthz') && this.token !== undefined &&
-          !this.isOpen(req.method, path) && !tokenMatches(req.headers.authorization, this.token)) {
-        throw new AdminError(401, 'a valid bearer token is required')
+      const found = this.routes.find(method, path)
+      // A path that is no valid percent-encoding names nothing: refused before the token, which it cannot reach past.
+      if (found.kind === 'bad-path') throw new AdminError(400, 'BATON_ERR_ADMIN_BAD_PATH', `the path ${path} is not valid percent-encoding`)
+      const open = found.kind === 'found' && found.handler.open
+      if (!open && this.token !== undefined && !tokenMatches(req.headers.authorization, this.token)) {
+        throw new AdminError(401, 'BATON_ERR_ADMIN_UNAUTHORIZED', 'a valid bearer token is required')
       }
-      let pathMatched = false
-      for (const r of this.routes) {
-        const m = r.pattern.exec(path)
-        if (m === null) continue
-        pathMatched = true
-        if (r.method !== req.method) continue
-        const params = m.slice(1).map(decodeParam)
-        const result = await r.handler(req, res, params)
-        if (!r.raw) sendJson(res, res.statusCode === 200 ? 200 : res.statusCode, result)
-        return
+      switch (found.kind) {
+        case 'none': throw new AdminError(404, 'BATON_ERR_ADMIN_NO_ROUTE', `no such route: ${path}`)
+        case 'method': throw new AdminError(404, 'BATON_ERR_ADMIN_METHOD', `${method} is not allowed on ${path}`)
       }
-      throw new AdminError(404, pathMatched ? `${req.method ?? ''} is not allowed on ${path}` : `no such route: ${path}`)
+      const result = await found.handler.handler(req, res, found.params)
+      if (!found.handler.raw) sendJson(res, res.statusCode, result)
     } catch (err) {
-      const status = err instanceof AdminError ? err.status : 500
-      const message = err instanceof Error ? err.message : String(err)
+      const { status, code, message } = answerOf(err)
       if (status === 500) log('error', 'admin request failed', { path, error: message })
       // A body left half read (413) cannot be followed by another request on this connection.
       if (status === 413 && !res.headersSent) res.setHeader('connection', 'close')
-      if (!res.headersSent) sendJson(res, status, { error: message })
+      if (!res.headersSent) sendJson(res, status, { error: message, code })
       else res.destroy()
     }
-  }
-
-  private isOpen (method: string | undefined, path: string): boolean {
-    return this.routes.some(r => r.open === true && r.method === method && r.pattern.test(path))
-  }
-}
-
-const compile = (path: string): RegExp => new RegExp('^' + path.replace(/:[a-z]+/g, '([^/]+)') + '$')
-
-function decodeParam (s: string): string {
-  try {
-    return decodeURIComponent(s)
-  } catch {
-    throw new AdminError(400, `the path has a malformed %-escape: ${s}`)
   }
 }
 
@@ -117,18 +99,19 @@ export function sendJson (res: ServerResponse, status: number, body: unknown): v
 }
 
 /** Reads a JSON body up to `limit` bytes; 413 beyond it, 400 when it is not JSON. */
-export async function readJson (req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
+export async function readJson (req: IncomingMessage, limit = BODY_LIMIT): Promise<unknown> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > limit) throw new AdminError(413, `the request body is over ${limit} bytes`)
-    chunks.push(chunk as Buffer)
+    const b = chunk as Buffer
+    size += b.length
+    if (size > limit) throw new AdminError(413, 'BATON_ERR_ADMIN_BODY_TOO_LARGE', `the request body is over ${limit} bytes`)
+    chunks.push(b)
   }
   if (size === 0) return {}
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'))
   } catch {
-    throw new AdminError(400, 'the request body is not valid JSON')
+    throw new AdminError(400, 'BATON_ERR_ADMIN_BAD_JSON', 'the request body is not valid JSON')
   }
 }

@@ -1,11 +1,11 @@
-import type { EventEmitter } from 'node:events'
-import { quantile, Slot, type PoolTraffic, type SecondSample } from '../metrics/traffic.js'
+import type { PoolSecond, PoolTraffic } from '../metrics/timeline.js'
+import { quantile, Slot, type SecondCounts } from '../metrics/traffic.js'
 
 /**
  * `event: traffic` on GET /v1/events: once a second, per pool, the second
- * that just ended, per version. It reads the per-second samples the pools
- * already keep for rollout reports, after the ticker has moved that second
- * into their timelines, so nothing is added to the request path.
+ * that just ended, per version. It reads the per-second timeline the
+ * controller keeps from the data planes' reports (rollout reports read the
+ * same), so nothing is added to the request path.
  */
 
 export interface VersionSecond {
@@ -34,9 +34,7 @@ export interface TrafficEvent {
   versions: VersionSecond[]
 }
 
-export interface TrafficSource { readonly name: string, readonly traffic: PoolTraffic }
-
-function versionSecond (version: string, s: SecondSample): VersionSecond {
+function versionSecond (version: string, s: SecondCounts): VersionSecond {
   const c = s.counts
   const server5xx = c[Slot.App5xx] + c[Slot.Baton5xx]
   return {
@@ -52,51 +50,26 @@ function versionSecond (version: string, s: SecondSample): VersionSecond {
   }
 }
 
-/** One pool's numbers for `second` (epoch seconds), from the last sample of each version. */
-export function trafficOf (pool: TrafficSource, second: number): TrafficEvent {
+function eventOf (pool: string, t: number, second: PoolSecond | undefined): TrafficEvent {
   const versions: VersionSecond[] = []
-  for (const [version, samples] of pool.traffic.timeline) {
-    const s = samples[samples.length - 1]
-    if (s !== undefined && s.t === second) versions.push(versionSecond(version, s))
+  if (second !== undefined) {
+    for (const [version, c] of second.byVersion) versions.push(versionSecond(version, c))
+    if (second.unanswered.counts[Slot.Requests] > 0) versions.push(versionSecond('', second.unanswered))
   }
-  return { type: 'traffic', pool: pool.name, t: second * 1000, versions }
+  return { type: 'traffic', pool, t: t * 1000, versions }
 }
 
 /**
- * The same events for every second in [from, to] (epoch seconds) that the
- * timeline holds, oldest first, a second without traffic included (with no
- * versions): what the stream would have sent (GET /v1/pools/NAME/traffic).
+ * The events for every second in [from, to] (epoch seconds), oldest first,
+ * a second without traffic included (with no versions): what the stream
+ * sends, second by second (GET /v1/pools/NAME/traffic).
  */
-export function trafficBetween (pool: TrafficSource, from: number, to: number): TrafficEvent[] {
+export function trafficBetween (pool: string, traffic: PoolTraffic, from: number, to: number): TrafficEvent[] {
+  const byT = new Map(traffic.range(from, to).map(s => [s.t, s]))
   const events: TrafficEvent[] = []
-  for (let t = from; t <= to; t++) events.push({ type: 'traffic', pool: pool.name, t: t * 1000, versions: [] })
-  for (const [version, samples] of pool.traffic.timeline) {
-    for (let i = samples.length - 1; i >= 0 && samples[i].t >= from; i--) {
-      const s = samples[i]
-      if (s.t <= to) events[s.t - from].versions.push(versionSecond(version, s))
-    }
-  }
+  for (let t = from; t <= to; t++) events.push(eventOf(pool, t, byT.get(t)))
   return events
 }
 
 /** How far back GET /v1/pools/NAME/traffic goes: the live page's chart. */
 export const RECENT_SECONDS = 300
-
-/** The last RECENT_SECONDS seconds that the ticker has moved into the timeline. */
-export function recentTraffic (pool: TrafficSource, now = Date.now()): TrafficEvent[] {
-  const to = Math.floor(now / 1000) - 1
-  return trafficBetween(pool, to - RECENT_SECONDS + 1, to)
-}
-
-/**
- * Calls `send` with every pool's traffic event each time `ticks` emits
- * `tick` (the epoch second just rolled into the timelines); returns the
- * function that stops it.
- */
-export function followTraffic (ticks: EventEmitter, pools: () => Iterable<TrafficSource>, send: (e: TrafficEvent) => void): () => void {
-  const onTick = (second: number): void => {
-    for (const p of pools()) send(trafficOf(p, second))
-  }
-  ticks.on('tick', onTick)
-  return () => { ticks.off('tick', onTick) }
-}

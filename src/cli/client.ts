@@ -1,18 +1,14 @@
 import type { Command } from 'commander'
+import { CliError } from './errors.js'
 import { SseParser, type SseMessage } from './sse.js'
 
-export const DEFAULT_ADMIN = 'http://127.0.0.1:9901'
+export { CliError } from './errors.js'
 
-/**
- * A failure the CLI reports as one line on stderr (`baton: MESSAGE`) with a
- * non-zero exit code, never a stack trace.
- */
-export class CliError extends Error {
-  constructor (message: string, readonly exitCode = 1) {
-    super(message)
-    this.name = 'CliError'
-  }
-}
+export const DEFAULT_ADMIN = 'http://127.0.0.1:9901'
+/** A call that gets no answer in this long fails (a rollout is answered at once: it runs on its own). */
+const CALL_TIMEOUT_MS = 15_000
+/** At most this much of a non-JSON refusal is quoted. */
+const QUOTED_CHARS = 200
 
 export interface ClientOptions { admin?: string }
 
@@ -51,9 +47,9 @@ export class AdminClient {
     try {
       base = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`)
     } catch {
-      throw new CliError(`"${raw}" is not an admin API address (expected e.g. ${DEFAULT_ADMIN})`)
+      throw new CliError('BATON_ERR_CLI_ADMIN_ADDRESS', `"${raw}" is not an admin API address (expected e.g. ${DEFAULT_ADMIN})`)
     }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new CliError(`"${raw}" is not an http(s) address`)
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new CliError('BATON_ERR_CLI_ADMIN_ADDRESS', `"${raw}" is not an http(s) address`)
     if (!base.pathname.endsWith('/')) base.pathname += '/'
     this.base = base
     const token = env.BATON_ADMIN_TOKEN
@@ -70,10 +66,26 @@ export class AdminClient {
   }
 
   /**
-   * One call; resolves with the parsed JSON answer of a 2xx. `what` names the
-   * action in errors: `baton: WHAT refused (409): <the server's error>`.
+   * One call; resolves with the parsed JSON answer of a 2xx, typed as the
+   * caller reads it (src/cli/views.ts). `what` names the action in errors:
+   * `baton: WHAT refused (409): <the server's error>`.
    */
-  async call<T = any> (what: string, method: string, path: string, body?: unknown, timeoutMs = 15_000): Promise<T> {
+  async call<T> (what: string, method: string, path: string, body?: unknown, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
+    const text = await this.request(what, method, path, body, timeoutMs)
+    try {
+      return JSON.parse(text) as T
+    } catch {
+      throw new CliError('BATON_ERR_CLI_BAD_ANSWER', `${what}: the admin API at ${this.where} did not answer JSON`)
+    }
+  }
+
+  /** A GET whose 2xx answer is text (the report's SVG), with the same timeout and errors as `call`. */
+  async text (what: string, path: string, timeoutMs = CALL_TIMEOUT_MS): Promise<string> {
+    return await this.request(what, 'GET', path, undefined, timeoutMs)
+  }
+
+  /** The answer's text of a 2xx; every other outcome becomes a CliError of one line. */
+  private async request (what: string, method: string, path: string, body: unknown, timeoutMs: number): Promise<string> {
     let res: Response
     try {
       res = await fetch(this.url(path), {
@@ -83,31 +95,22 @@ export class AdminClient {
         signal: AbortSignal.timeout(timeoutMs)
       })
     } catch (err) {
-      throw new CliError(`cannot reach the admin API at ${this.where}: ${networkReason(err)}`)
+      throw new CliError('BATON_ERR_CLI_UNREACHABLE', `cannot reach the admin API at ${this.where}: ${networkReason(err)}`)
     }
     let text: string
     try {
       text = await res.text()
     } catch (err) {
-      throw new CliError(`${what}: the admin API at ${this.where} broke off its answer: ${networkReason(err)}`)
+      throw new CliError('BATON_ERR_CLI_UNREACHABLE', `${what}: the admin API at ${this.where} broke off its answer: ${networkReason(err)}`)
     }
-    let parsed: unknown
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text)
-    } catch {
-      parsed = undefined
-    }
-    if (!res.ok) {
-      const reason = typeof (parsed as { error?: unknown })?.error === 'string'
-        ? (parsed as { error: string }).error
-        : (text.trim().split('\n')[0].slice(0, 200) || res.statusText || 'no reason given')
-      const problems = (parsed as { problems?: unknown })?.problems
-      const details = Array.isArray(problems) && problems.length > 0 ? `: ${problems.map(String).join('; ')}` : ''
-      const hint = res.status === 401 ? (this.token === undefined ? ' (set BATON_ADMIN_TOKEN)' : ' (check BATON_ADMIN_TOKEN)') : ''
-      throw new CliError(`${what} ${res.status >= 500 ? 'failed' : 'refused'} (${res.status}): ${reason}${details}${hint}`)
-    }
-    if (parsed === undefined && text !== '') throw new CliError(`${what}: the admin API at ${this.where} did not answer JSON`)
-    return parsed as T
+    if (res.ok) return text
+    const answer = refusalOf(text)
+    const reason = answer.error ?? (text.trim().split('\n')[0].slice(0, QUOTED_CHARS) || res.statusText || 'no reason given')
+    const details = answer.problems.length > 0 ? `: ${answer.problems.join('; ')}` : ''
+    const hint = res.status === 401 ? (this.token === undefined ? ' (set BATON_ADMIN_TOKEN)' : ' (check BATON_ADMIN_TOKEN)') : ''
+    const failed = res.status >= 500
+    throw new CliError(failed ? 'BATON_ERR_CLI_SERVER' : 'BATON_ERR_CLI_REFUSED',
+      `${what} ${failed ? 'failed' : 'refused'} (${res.status}): ${reason}${details}${hint}`, answer.code)
   }
 
   /**
@@ -120,11 +123,11 @@ export class AdminClient {
     try {
       res = await fetch(this.url('/v1/events'), { headers: this.headers({ accept: 'text/event-stream' }), signal })
     } catch (err) {
-      throw new CliError(`cannot reach the admin API at ${this.where}: ${networkReason(err)}`)
+      throw new CliError('BATON_ERR_CLI_UNREACHABLE', `cannot reach the admin API at ${this.where}: ${networkReason(err)}`)
     }
     if (!res.ok || res.body === null) {
       await res.body?.cancel().catch(() => undefined)
-      throw new CliError(`events refused (${res.status})`)
+      throw new CliError(res.status >= 500 ? 'BATON_ERR_CLI_SERVER' : 'BATON_ERR_CLI_REFUSED', `events refused (${res.status})`)
     }
     const body = res.body
     return {
@@ -139,5 +142,22 @@ export class AdminClient {
         yield * parser.end()
       }
     }
+  }
+}
+
+/** The admin API's error body, `{"error", "code", "problems"?}`, as far as it is one. */
+function refusalOf (text: string): { error?: string, code?: string, problems: string[] } {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    return { problems: [] }
+  }
+  if (parsed === null || typeof parsed !== 'object') return { problems: [] }
+  const o = parsed as Record<string, unknown>
+  return {
+    error: typeof o.error === 'string' ? o.error : undefined,
+    code: typeof o.code === 'string' ? o.code : undefined,
+    problems: Array.isArray(o.problems) ? o.problems.map(String) : []
   }
 }

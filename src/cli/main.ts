@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { ConfigError, formatProblem } from '../config/errors.js'
 import { log } from '../log.js'
-import { CliError } from './client.js'
+import { CliError } from './errors.js'
 import { registerControl } from './commands/control.js'
 import { registerReload } from './commands/reload.js'
 import { registerReport } from './commands/report.js'
@@ -18,7 +18,7 @@ async function server () {
   return { ...await import('../baton.js'), ...await import('../config/load.js') }
 }
 
-/** `./baton.yaml`, else `config/baton.yaml` (SPEC §1). */
+/** `./baton.yaml`, else `config/baton.yaml` (README "Command line"). */
 function defaultConfigFile (): string {
   return existsSync('baton.yaml') ? 'baton.yaml' : 'config/baton.yaml'
 }
@@ -99,7 +99,7 @@ program.command('start')
     }
   })
 
-// Client commands of the admin API (SPEC §1), one module each.
+// Client commands of the admin API (README "Command line"), one module each.
 registerRollout(program)
 registerStatus(program)
 registerControl(program)

@@ -1,46 +1,23 @@
-/** The admin API's answers as the CLI reads them (SPEC §3); extra fields are ignored. */
+/**
+ * The admin API's answers as the CLI reads them (README "Admin API"): the
+ * server's own types, loosened where an older baton answers less; extra
+ * fields are ignored. Type-only imports: the CLI loads none of the server.
+ */
+import type { InstanceView as ServedInstance, PoolView as ServedPool } from '../controller/controller.js'
+import type { RolloutView as ServedRollout } from '../rollout/rollout.js'
 
-export interface InstanceView {
-  id: string
-  version: string
-  revision: number
-  address: string | null
-  state: string
-  inflight: number
-  requests: number
-  pid: number | null
-  startedAt: string
-  failure?: string | null
-}
+/** An instance as the CLI reads it: an older baton may not say why one failed. */
+export type InstanceView = Omit<ServedInstance, 'state' | 'failure'> & { state: string, failure?: string | null }
 
-export interface PoolView {
-  name: string
-  kind?: string
-  revision: number
-  version: string
-  size: number
-  instances: InstanceView[]
-  rollout: string | null
-  restarts?: number
-  crashLoop?: boolean
-}
+/** A pool as the CLI reads it: what an older baton lacks is optional. */
+export type PoolView = Omit<ServedPool, 'kind' | 'instances' | 'revisions'> & { kind?: string, instances: InstanceView[] }
 
-export interface RolloutView {
-  id: string
-  pool: string
-  fromRevision: number
-  toRevision: number
+/** A rollout as the CLI reads it; the report carries the batches the engine counted (newer batons). */
+export type RolloutView = Omit<ServedRollout, 'fromVersion' | 'toVersion' | 'direction' | 'status'> & {
   fromVersion?: string
   toVersion?: string
-  status: string
   direction?: string
-  updated: number
-  total: number
-  startedAt: string
-  finishedAt: string | null
-  error: string | null
-  events: Array<{ at: string, message: string }>
-  /** What the users saw, with the batches the engine counted (newer batons). */
+  status: string
   report?: { batches?: Array<{ batch: number }> } | null
 }
 

@@ -6,6 +6,17 @@ import { formatElapsed } from './format.js'
 import type { SseMessage } from './sse.js'
 import { enc, isOver, revisionLabel, statusWords, type PoolView, type RolloutView } from './views.js'
 
+/** The fallback poll of the rollout when no event comes. */
+const POLL_MS = 1_000
+/** After an event, the poll waits this little so that a burst of events makes one poll. */
+const EVENT_DEBOUNCE_MS = 25
+/** Events written just before the end may still be on their way on the stream: this long is enough on loopback. */
+const LAST_EVENTS_MS = 100
+/** Polls failing in a row before the watch gives up on the admin API. */
+const POLLS_LOST = 5
+/** How often the bar redraws when forced on a stream that is not a terminal (tests). */
+const FORCED_REDRAW_MS = 200
+
 /** Instance states in the order an instance lives them: a report never moves one back. */
 const RANK: Record<string, number> = { starting: 0, ready: 1, serving: 2, draining: 3, stopped: 4, failed: 4 }
 
@@ -49,7 +60,7 @@ export class RolloutWatcher {
   constructor (private readonly opts: WatchOptions) {
     this.client = opts.client
     this.out = opts.out ?? process.stdout
-    this.pollMs = opts.pollMs ?? 1_000
+    this.pollMs = opts.pollMs ?? POLL_MS
   }
 
   /**
@@ -89,13 +100,12 @@ export class RolloutWatcher {
     while (!isOver(this.view)) {
       await new Promise<void>(resolve => {
         const t = setTimeout(resolve, this.pollMs)
-        this.wake = () => { clearTimeout(t); setTimeout(resolve, 25) }
+        this.wake = () => { clearTimeout(t); setTimeout(resolve, EVENT_DEBOUNCE_MS) }
       })
       this.wake = undefined
       await this.poll()
     }
-    // Events written just before the end may still be on their way on the stream.
-    await new Promise(resolve => setTimeout(resolve, 100))
+    await new Promise(resolve => setTimeout(resolve, LAST_EVENTS_MS))
     this.end()
     return this.view
   }
@@ -118,7 +128,7 @@ export class RolloutWatcher {
       this.view = r
       this.show(r)
     } catch (err) {
-      if (++this.failures >= 5) throw new CliError(`lost track of rollout ${v.id}: ${(err as Error).message}`)
+      if (++this.failures >= POLLS_LOST) throw new CliError('BATON_ERR_CLI_LOST', `lost track of rollout ${v.id}: ${(err as Error).message}`)
     }
   }
 
@@ -175,7 +185,7 @@ export class RolloutWatcher {
       stopOnComplete: false,
       gracefulExit: true,
       noTTYOutput: forced,
-      notTTYSchedule: 200
+      notTTYSchedule: FORCED_REDRAW_MS
     })
     this.bar = this.multi.create(v.total, v.updated, { pool: v.pool, batch: this.batchLabel(), status: statusWords(v) })
   }
@@ -225,7 +235,7 @@ export function report (v: RolloutView, startedAt: number, out: NodeJS.WriteStre
     return
   }
   const back = v.status === 'rolled_back' || v.status === 'aborted' ? `; pool ${v.pool} runs ${revisionLabel(v.fromRevision, v.fromVersion)} again` : ''
-  throw new CliError(`rollout ${v.id} ${statusWords(v)} after ${took}${v.error === null ? '' : `: ${v.error}`}${back}`)
+  throw new CliError('BATON_ERR_CLI_ROLLOUT_FAILED', `rollout ${v.id} ${statusWords(v)} after ${took}${v.error === null ? '' : `: ${v.error}`}${back}`)
 }
 
 /** `--tty`, or BATON_FORCE_TTY=1, draws the bar even when stdout is not a terminal. */

@@ -1,5 +1,5 @@
 import { resolveScaled } from './duration.js'
-import { adminSchema, listenerSchema, poolSchema, rolloutSchema, splitHostPort } from './schema.js'
+import { adminSchema, listenerSchema, poolSchema, rolloutSchema } from './schema.js'
 import type { PathSegment } from './source.js'
 
 /**
@@ -65,20 +65,18 @@ export function crossCheck (raw: unknown, report: Report): void {
   }
   const admin = adminSchema.safeParse(root.admin ?? {})
   if (admin.success) {
-    const hp = splitHostPort(admin.data.listen, 0)
-    if (typeof hp !== 'string') {
-      const other = conflict(hp.host, hp.port)
-      const written = has(asMap(root.admin) ?? {}, 'listen')
-      if (other !== undefined) {
-        if (written) report(['admin', 'listen'], `port ${hp.port} is already taken by ${other.path.join('.')}`)
-        else {
-          report(['admin', 'listen'], `the admin API's default address ${admin.data.listen} is already taken by ${other.path.join('.')}: set admin.listen`,
-            { at: [...other.path, 'port'] })
-        }
+    const hp = admin.data.listen
+    const other = conflict(hp.host, hp.port)
+    const written = has(asMap(root.admin) ?? {}, 'listen')
+    if (other !== undefined) {
+      if (written) report(['admin', 'listen'], `port ${hp.port} is already taken by ${other.path.join('.')}`)
+      else {
+        report(['admin', 'listen'], `the admin API's default address ${hp.written} is already taken by ${other.path.join('.')}: set admin.listen`,
+          { at: [...other.path, 'port'] })
       }
-      if (!isLoopback(hp.host) && admin.data.token === undefined) {
-        report(['admin', 'listen'], 'the admin API listens off loopback, so admin.token is required')
-      }
+    }
+    if (!isLoopback(hp.host) && admin.data.token === undefined) {
+      report(['admin', 'listen'], 'the admin API listens off loopback, so admin.token is required')
     }
   }
 }

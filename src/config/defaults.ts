@@ -48,9 +48,11 @@ export const DEFAULTS = {
     stopSignal: 'SIGTERM' as const,
     stopTimeout: 10_000,
     progressDeadline: 600_000,
-    onFailure: 'rollback' as const
+    onFailure: 'rollback' as const,
+    /** Rollout records kept per pool; each holds up to 10,000 instance transitions for its report. */
+    historyLimit: 50
   },
-  /** Passive ejection of static servers (like nginx max_fails/fail_timeout). */
+  /** Passive ejection of any pool's members, per data plane (like nginx max_fails/fail_timeout). */
   ejection: {
     consecutiveFailures: 5,
     duration: 10_000,

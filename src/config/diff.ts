@@ -14,9 +14,14 @@ export interface ConfigDiff {
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
 
-/** Needs a rollout: what runs changed (SPEC §3 reload). */
+/** What a pool runs: its process or container spec, or its servers. */
+function runs (p: PoolConfig): unknown {
+  return p.kind === 'process' ? p.process : p.kind === 'docker' ? p.docker : p.servers
+}
+
+/** Needs a rollout: what runs changed (README "Admin API": reload). */
 function needsRollout (a: PoolConfig, b: PoolConfig): boolean {
-  return a.version !== b.version || !same(a.process, b.process) || !same(a.docker, b.docker)
+  return a.version !== b.version || !same(runs(a), runs(b))
 }
 
 export function diffConfig (a: Config, b: Config): ConfigDiff {

@@ -1,3 +1,5 @@
+import { BatonError } from '../errors.js'
+
 /** One problem found in a config file, positioned for `FILE:LINE:COL key.path: message`. */
 export interface ConfigProblem {
   file: string
@@ -7,13 +9,12 @@ export interface ConfigProblem {
   message: string
 }
 
-export class ConfigError extends Error {
-  readonly code = 'BATON_ERR_CONFIG'
+/** A config that cannot be used: every problem found, each with its position (code BATON_ERR_CONFIG). */
+export class ConfigError extends BatonError<'BATON_ERR_CONFIG'> {
   readonly problems: ConfigProblem[]
 
   constructor (problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'))
-    this.name = 'ConfigError'
+    super('BATON_ERR_CONFIG', problems.map(formatProblem).join('\n'))
     this.problems = problems
   }
 }

@@ -4,11 +4,14 @@ import { crossCheck, type Report } from './check.js'
 import { DEFAULTS } from './defaults.js'
 import { ConfigError, type ConfigProblem } from './errors.js'
 import { friendlyErrors, issueMessage } from './messages.js'
-import { configSchema, splitHostPort, type RawConfig } from './schema.js'
+import { configSchema, type RawConfig } from './schema.js'
 import { locate, pathAt, prepare, substituteEnv, unclosedFlowStart, type PathSegment, type Substitution } from './source.js'
 import type { Config, PoolConfig } from './types.js'
 
 export { isLoopback } from './check.js'
+
+/** Aliases a config may use: plenty for anchors and merges, too few for a billion-laughs document. */
+const MAX_ALIASES = 100
 
 /** Reads, validates and normalises a config file; throws ConfigError listing every problem. */
 export function loadConfigFile (file: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -72,7 +75,7 @@ export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv 
 
   let js: unknown
   try {
-    js = doc.toJS({ maxAliasCount: 100 })
+    js = doc.toJS({ maxAliasCount: MAX_ALIASES })
   } catch (err) {
     at(0, [], `invalid YAML: ${(err as Error).message}`)
     fail()
@@ -107,8 +110,8 @@ export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv 
     }
   }
   crossCheck(raw, report)
-  if (problems.length > 0 || !parsed.success) fail()
-  return normalise(parsed.data!, file)
+  if (problems.length > 0 || !parsed.success) return fail()
+  return normalise(parsed.data, file)
 }
 
 function valueAt (root: unknown, path: PathSegment[]): { present: boolean, value: unknown } {
@@ -124,24 +127,19 @@ function normalise (cfg: RawConfig, file: string): Config {
   // No prototype: a lookup of a pool named like an Object method (`constructor`) finds only pools.
   const pools: Record<string, PoolConfig> = Object.create(null) as Record<string, PoolConfig>
   for (const [name, p] of Object.entries(cfg.pools)) {
-    const kind = p.process !== undefined ? 'process' : p.docker !== undefined ? 'docker' : 'static'
-    pools[name] = {
-      name,
-      kind,
-      size: p.size ?? p.servers?.length ?? 1,
-      balance: p.balance,
-      version: p.version,
-      process: p.process,
-      docker: p.docker,
-      servers: p.servers,
-      // Managed pools always probe readiness (G2); static ones only when asked.
-      readiness: p.readiness ?? (kind === 'static' ? undefined : { ...DEFAULTS.readiness }),
-      rollout: p.rollout
+    const common = { name, balance: p.balance, version: p.version, rollout: p.rollout }
+    // crossCheck made sure each pool has exactly one kind, and a size when managed.
+    if (p.process !== undefined) {
+      pools[name] = { ...common, kind: 'process', size: p.size ?? 1, process: p.process, readiness: p.readiness ?? { ...DEFAULTS.readiness } }
+    } else if (p.docker !== undefined) {
+      pools[name] = { ...common, kind: 'docker', size: p.size ?? 1, docker: p.docker, readiness: p.readiness ?? { ...DEFAULTS.readiness } }
+    } else {
+      const servers = p.servers ?? []
+      pools[name] = { ...common, kind: 'static', size: servers.length, servers, readiness: p.readiness }
     }
   }
   const routes = cfg.routes ?? [{ match: { pathPrefix: '/' }, pool: Object.keys(pools)[0] }]
-  const admin = splitHostPort(cfg.admin.listen, 0)
-  if (typeof admin === 'string') throw new Error(`unreachable: ${admin}`)
+  const admin = cfg.admin.listen
   return {
     file,
     listen: cfg.listen.map(l => ({ host: l.host, port: l.port })),

@@ -143,8 +143,19 @@ const listener = z.strictObject({
     .default(DEFAULTS.listenHost)
 })
 
+/** host:port read into its parts, as written kept for messages. */
+const address = (minPort: number) => z.string({ error: 'expected host:port such as 127.0.0.1:3000' })
+  .transform((s, ctx) => {
+    const r = splitHostPort(s, minPort)
+    if (typeof r === 'string') {
+      ctx.addIssue({ code: 'custom', message: r })
+      return z.NEVER
+    }
+    return { ...r, written: s }
+  })
+
 const admin = z.strictObject({
-  listen: hostPort(0).default(DEFAULTS.adminListen),
+  listen: address(0).prefault(DEFAULTS.adminListen),
   token: z.string({ error: 'expected a string' }).optional().transform(t => (t === undefined || t === '' ? undefined : t))
 })
 
@@ -189,7 +200,9 @@ const rollout = z.strictObject({
   stopSignal: signal.default(DEFAULTS.rollout.stopSignal),
   stopTimeout: duration.default(DEFAULTS.rollout.stopTimeout),
   progressDeadline: positiveDuration.default(DEFAULTS.rollout.progressDeadline),
-  onFailure: z.enum(['rollback', 'pause'], { error: 'expected rollback or pause' }).default(DEFAULTS.rollout.onFailure)
+  onFailure: z.enum(['rollback', 'pause'], { error: 'expected rollback or pause' }).default(DEFAULTS.rollout.onFailure),
+  // Finished rollouts of the pool kept for GET /v1/rollouts/ID (like Kubernetes' revisionHistoryLimit).
+  historyLimit: wholeNumber('rollouts').min(1, 'at least 1').max(10_000, 'at most 10000').default(DEFAULTS.rollout.historyLimit)
 })
 
 const portRange = z.string({ error: 'expected a port range such as 41000-41999' })

@@ -6,6 +6,9 @@ import { isAlias, isMap, isScalar, isSeq, Scalar, visit, type Document, type Nod
 
 export type PathSegment = string | number
 
+/** Deeper than any config: a walk stops here rather than recursing on a hostile document. */
+const MAX_DEPTH = 64
+
 function keyName (key: unknown): string {
   // A merge key's value is a symbol; its name is what was written: <<
   if (isScalar(key)) return typeof key.value === 'symbol' ? String(key.source ?? '<<') : String(key.value)
@@ -53,7 +56,7 @@ export function pathAt (doc: Document, offset: number): PathSegment[] {
   let node = doc.contents as Node | null | undefined
   const within = (n: Node | null | undefined): boolean =>
     n?.range !== undefined && n.range !== null && offset >= n.range[0] && offset < Math.max(n.range[2], n.range[0] + 1)
-  for (let depth = 0; depth < 100 && node !== null && node !== undefined; depth++) {
+  for (let depth = 0; depth < MAX_DEPTH && node !== null && node !== undefined; depth++) {
     if (isMap(node)) {
       const pair = node.items.find(p => within(p.key as Node) || within(p.value as Node))
       if (pair === undefined) break
@@ -121,7 +124,7 @@ export function prepare (doc: Document, onProblem: (path: PathSegment[], offset:
   const isMapLike = (n: unknown): boolean => isMap(n) || (isAlias(n) && isMap(n.resolve(doc)))
   const mergeable = (n: unknown): boolean => isMapLike(n) || (isSeq(n) && n.items.every(isMapLike))
   const walk = (node: unknown, path: PathSegment[], depth: number): void => {
-    if (depth > 64) return
+    if (depth > MAX_DEPTH) return
     if (isMap(node)) {
       node.items = node.items.filter(pair => {
         if (!isScalar(pair.key) && pair.key !== null) {

@@ -18,21 +18,42 @@ export interface ProxyConfig {
 }
 
 export type PoolKind = 'process' | 'docker' | 'static'
+export type BalanceKind = 'least-request' | 'round-robin'
 
-export interface PoolConfig {
+interface PoolCommon {
   name: string
-  kind: PoolKind
   /** Instances serving when no rollout runs; for static pools, the server count. */
   size: number
-  balance: 'least-request' | 'round-robin'
+  balance: BalanceKind
   version: string
-  process?: ProcessSpec
-  docker?: DockerSpec
-  servers?: string[]
-  /** Always set for managed pools; set for static pools only when health checks are wanted. */
-  readiness?: ReadinessSpec
   rollout: RolloutSpec
 }
+
+/** `process:` pools: baton runs the instances as child processes. */
+export interface ProcessPoolConfig extends PoolCommon {
+  kind: 'process'
+  process: ProcessSpec
+  /** Managed pools always probe readiness (G2). */
+  readiness: ReadinessSpec
+}
+
+/** `docker:` pools: baton runs the instances as containers. */
+export interface DockerPoolConfig extends PoolCommon {
+  kind: 'docker'
+  docker: DockerSpec
+  readiness: ReadinessSpec
+}
+
+/** `servers:` pools: routed and health-checked, not managed. */
+export interface StaticPoolConfig extends PoolCommon {
+  kind: 'static'
+  servers: string[]
+  /** Set only when an active health check is wanted. */
+  readiness?: ReadinessSpec
+}
+
+export type ManagedPoolConfig = ProcessPoolConfig | DockerPoolConfig
+export type PoolConfig = ManagedPoolConfig | StaticPoolConfig
 
 export interface Config {
   /** The file this was read from (for reload and error messages). */

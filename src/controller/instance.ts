@@ -1,63 +1,67 @@
 import type { ReadinessSpec, RolloutSpec } from '../config/types.js'
 import type { Driver, Revision, RunningInstance } from '../driver/types.js'
 import { log } from '../log.js'
-import type { Metrics } from '../metrics/registry.js'
-import type { Pool } from '../upstream/pool.js'
+import type { InstanceState } from '../rollout/planner.js'
 import { Prober } from './prober.js'
-import { Upstream, type InstanceState } from '../upstream/upstream.js'
+import type { PoolMembers } from './table.js'
+
+/** SIGKILL cannot be ignored: this is only for the exit to be seen (a container's takes a round trip). */
+const KILL_WAIT_MS = 1_000
 
 /** Starts retried on another port after losing the port to another process, before the start counts as failed. */
 const PORT_RETRIES = 3
 
 export interface InstanceDeps {
-  pool: Pool
+  pool: string
   driver: Driver
-  metrics: Metrics
   readiness: ReadinessSpec
-  timeouts: { connect: number, upstream: number, keepAlive: number }
+  members: PoolMembers
   /** Called after every state change; the pool's controller reconciles on it. */
-  onChange: (i: Instance) => void
+  onChange: (i: Instance, previous: InstanceState) => void
   /** Called when a start was retried on another port: a new process (pid, port) runs it now. */
   onRespawn?: (i: Instance) => void
 }
 
 /**
- * One managed instance and its life: starting → ready → serving → draining →
- * stopped, or failed. It goes into the balancer only once its readiness probe
- * passed (G2) and leaves it before anything else happens when it stops.
+ * One managed instance and its life: starting → ready (its probe passed) →
+ * serving (the data plane has it in its table) → draining → stopped, or
+ * failed. It takes traffic only once its readiness probe passed (G2) and
+ * leaves the table before anything else happens when it stops.
  */
 export class Instance {
   state: InstanceState = 'starting'
-  upstream: Upstream | undefined
   handle: RunningInstance | undefined
   /** When it last became ready (ms epoch): the start of its minReady soak. */
   readyAt = 0
   /** Why it failed, for status and the rollout's error. */
   failure: string | undefined
   readonly createdAt = Date.now()
+  /** When its process or container was there to be probed (ms epoch). */
+  attachedAt: number | undefined
   private prober: Prober | undefined
-  private startTimer: NodeJS.Timeout | undefined
-  private stopping: Promise<void> | undefined
-  /** It passed a readiness probe once (a later exit is a crash, never a lost port). */
+  /** It passed a readiness probe once: an exit after that is never a lost port race. */
   private everReady = false
   private portRetries = 0
+  private startTimer: NodeJS.Timeout | undefined
+  private stopping: Promise<void> | undefined
 
   constructor (readonly id: string, readonly revision: Revision, private readonly deps: InstanceDeps) {}
 
   get version (): string { return this.revision.version }
   get pid (): number | null { return this.handle?.pid ?? null }
+  get address (): string | null { return this.handle === undefined ? null : `${this.handle.host}:${this.handle.port}` }
 
   /** Starts the process or container; the readiness probe decides when it serves. */
   async start (): Promise<void> {
-    const d = this.deps
-    this.startTimer = setTimeout(() => { this.fail(`not ready within startTimeout (${d.readiness.startTimeout} ms)`) }, d.readiness.startTimeout)
+    this.armStartTimeout()
+    let handle: RunningInstance
     try {
-      this.handle = await d.driver.start({ pool: d.pool.name, id: this.id, revision: this.revision })
+      handle = await this.deps.driver.start({ pool: this.deps.pool, id: this.id, revision: this.revision })
     } catch (err) {
       this.fail(`could not start: ${(err as Error).message}`)
       return
     }
-    this.attach(this.handle)
+    this.attach(handle)
   }
 
   /**
@@ -65,33 +69,19 @@ export class Instance {
    * from an earlier run): it is probed before it gets any traffic.
    */
   attach (h: RunningInstance): void {
-    const d = this.deps
     this.handle = h
     if (this.state !== 'starting') { // stopped or failed while the driver worked
-      void h.stop('SIGKILL', 1_000)
+      void h.stop('SIGKILL', KILL_WAIT_MS)
       return
     }
-    if (this.startTimer === undefined) {
-      this.startTimer = setTimeout(() => { this.fail(`not ready within startTimeout (${d.readiness.startTimeout} ms)`) }, d.readiness.startTimeout)
-    }
-    this.upstream = new Upstream({
-      id: this.id,
-      pool: d.pool.name,
-      host: h.host,
-      port: h.port,
-      version: this.revision.version,
-      revision: this.revision.number,
-      connectTimeout: d.timeouts.connect,
-      upstreamTimeout: d.timeouts.upstream,
-      keepAlive: d.timeouts.keepAlive,
-      traffic: d.pool.traffic.version(this.revision.version)
-    })
+    this.attachedAt = Date.now()
+    this.armStartTimeout()
     void h.exited.then(async info => {
       if (this.state === 'draining' || this.state === 'stopped') return
       if (await this.lostPortRace(h)) { await this.retryOnAnotherPort(h); return }
       this.fail(info.signal !== null ? `exited on ${info.signal}` : `exited with code ${String(info.code)}`)
     })
-    this.prober = new Prober(h.host, h.port, d.readiness, verdict => this.onProbe(verdict))
+    this.prober = new Prober(h.host, h.port, this.deps.readiness, verdict => this.onProbe(verdict))
     this.prober.start()
   }
 
@@ -115,33 +105,39 @@ export class Instance {
     this.portRetries++
     log('warn', 'instance port was taken; retrying on another port', { ...this.fields(), port: lost.port, retry: this.portRetries, of: PORT_RETRIES })
     this.prober?.stop()
-    // Never in the balancer (it was never ready): only its client goes.
-    void this.upstream?.destroy()
-    this.upstream = undefined
+    let handle: RunningInstance
     try {
-      this.handle = await d.driver.start({ pool: d.pool.name, id: this.id, revision: this.revision })
+      handle = await d.driver.start({ pool: d.pool, id: this.id, revision: this.revision })
     } catch (err) {
       this.fail(`could not start: ${(err as Error).message}`)
       return
     }
-    this.attach(this.handle)
+    this.attach(handle)
     d.onRespawn?.(this)
   }
 
+  private armStartTimeout (): void {
+    if (this.startTimer !== undefined) return
+    const ms = this.deps.readiness.startTimeout
+    this.startTimer = setTimeout(() => { this.fail(`not ready within startTimeout (${ms} ms)`) }, ms)
+  }
+
   private onProbe (verdict: 'up' | 'down'): void {
-    if (this.state === 'draining' || this.state === 'stopped' || this.state === 'failed') return
-    if (verdict === 'up') {
+    const h = this.handle
+    if (h === undefined) return
+    if (verdict === 'up' && this.state === 'starting') {
       clearTimeout(this.startTimer)
       this.everReady = true
       this.readyAt = Date.now()
-      this.state = 'ready'
       log('info', 'instance ready', this.fields())
+      this.setState('ready')
       // Traffic from the moment readiness passed; minReady is a soak while serving.
-      this.deps.pool.add(this.upstream as Upstream)
-      this.setState('serving')
-    } else if (this.state === 'serving') {
+      void this.deps.members.serve({ id: this.id, host: h.host, port: h.port, version: this.version, revision: this.revision.number }).then(() => {
+        if (this.state === 'ready') this.setState('serving')
+      })
+    } else if (verdict === 'down' && (this.state === 'serving' || this.state === 'ready')) {
       // Like a failing Kubernetes readiness probe: out of the balancer, not killed.
-      this.deps.pool.remove(this.upstream as Upstream)
+      void this.deps.members.withdraw(this.id)
       this.readyAt = 0
       log('warn', 'instance failed its readiness probe', this.fields())
       this.setState('starting')
@@ -153,49 +149,45 @@ export class Instance {
     if (this.state === 'failed' || this.state === 'stopped' || this.state === 'draining') return
     clearTimeout(this.startTimer)
     this.prober?.stop()
-    if (this.upstream !== undefined) this.deps.pool.remove(this.upstream)
+    void this.deps.members.withdraw(this.id)
     this.failure = reason
     log('warn', 'instance failed', { ...this.fields(), reason })
     this.setState('failed')
-    void this.handle?.stop('SIGKILL', 1_000).then(() => this.upstream?.destroy())
+    void this.handle?.stop('SIGKILL', KILL_WAIT_MS).then(async () => await this.deps.members.forget(this.id))
   }
 
   /**
-   * SPEC §3 stopping order: out of the balancer; close idle upstream sockets;
-   * wait for in-flight requests and upgraded connections up to drainTimeout,
-   * then close what is left; stopSignal; stopTimeout; SIGKILL.
+   * The stopping order (README "What it guarantees"): out of the balancer;
+   * close idle upstream sockets; wait for in-flight requests and upgraded
+   * connections up to drainTimeout, then close what is left; stopSignal;
+   * stopTimeout; SIGKILL.
    */
   async stop (spec: Pick<RolloutSpec, 'drainTimeout' | 'stopSignal' | 'stopTimeout'>): Promise<void> {
     this.stopping ??= (async () => {
       clearTimeout(this.startTimer)
       const wasFailed = this.state === 'failed'
-      const u = this.upstream
-      if (u !== undefined) this.deps.pool.remove(u)
+      const out = this.deps.members.withdraw(this.id)
       this.prober?.stop()
       this.setState('draining')
-      if (u !== undefined && !wasFailed) {
-        const closing = u.close() // idle sockets now; busy ones after their request
-        const drained = await u.waitIdle(spec.drainTimeout)
-        if (!drained) log('warn', 'drain timed out; closing what is left', { ...this.fields(), inflight: u.inflight })
-        u.closeUpgrades()
-        if (!drained) await u.destroy()
-        await closing
+      if (this.handle !== undefined && !wasFailed) {
+        await out
+        if (!await this.deps.members.drain(this.id, spec.drainTimeout)) log('warn', 'drain timed out; closed what was left', this.fields())
       }
       await this.handle?.stop(spec.stopSignal, spec.stopTimeout)
-      await u?.destroy()
+      await this.deps.members.forget(this.id)
       this.setState('stopped')
     })()
     await this.stopping
   }
 
   private setState (s: InstanceState): void {
+    const previous = this.state
     this.state = s
-    if (this.upstream !== undefined) this.upstream.state = s
     log('debug', 'instance state', { ...this.fields(), state: s })
-    this.deps.onChange(this)
+    this.deps.onChange(this, previous)
   }
 
   fields (): Record<string, unknown> {
-    return { pool: this.deps.pool.name, instance: this.id, version: this.revision.version, revision: this.revision.number, pid: this.pid }
+    return { pool: this.deps.pool, instance: this.id, version: this.revision.version, revision: this.revision.number, pid: this.pid }
   }
 }

@@ -1,67 +1,72 @@
 import { randomBytes } from 'node:crypto'
-import { DEFAULTS } from '../config/defaults.js'
 import { resolveScaled } from '../config/duration.js'
-import type { Config, PoolConfig } from '../config/types.js'
+import type { ManagedPoolConfig } from '../config/types.js'
 import { specKey, type Driver, type Revision } from '../driver/types.js'
 import { log } from '../log.js'
-import type { Metrics } from '../metrics/registry.js'
-import { Rollout, type Strategy } from '../rollout/rollout.js'
+import { CRASH_LOOP_AFTER, judgeFailure, judgeUnready, NO_CRASHES, type CrashRecord, type Verdict } from '../rollout/failures.js'
+import { planRolling, type InstanceState, type Plan } from '../rollout/planner.js'
+import { ID_RANDOM_BYTES, Rollout, type Strategy } from '../rollout/rollout.js'
 import { Instance } from './instance.js'
-import type { Pool } from '../upstream/pool.js'
-import type { Upstream } from '../upstream/upstream.js'
+import type { ControllerMetrics } from './metrics.js'
+import type { PoolMembers } from './table.js'
 
+/** Revisions a pool remembers for rollback (as Kubernetes' revisionHistoryLimit, default 10). */
 const REVISIONS_KEPT = 10
-/** Crash-loop backoff: 0.5 s, 1 s, 2 s, ... up to 30 s; forgotten after 10 s of healthy serving. */
-const BACKOFF_BASE = 500
-const BACKOFF_MAX = 30_000
-const HEALTHY_RESET = 10_000
+/** Failed instances shown in status beside the live ones. */
+const FAILED_SHOWN = 5
+/** started() waits this long past startTimeout, so that an instance ready at the last moment still counts. */
+const START_GRACE_MS = 1_000
 
 export type PoolEvent =
   | { type: 'instance', pool: string, instance: string, version: string, revision: number, state: string, reason?: string }
   | { type: 'rollout', pool: string, rollout: string, status: string, message: string, updated: number, total: number }
 
 export interface ManagedDeps {
-  pool: Pool
+  config: ManagedPoolConfig
   driver: Driver
-  metrics: Metrics
-  config: Config
+  members: PoolMembers
+  metrics: ControllerMetrics
   emit: (e: PoolEvent) => void
+  /** Every rollout as it begins (the controller keeps their records). */
+  onRollout: (r: Rollout) => void
   /** Called when the set of running instances changes (state file). */
   onInstances?: () => void
 }
 
+/** What runs, for a revision: the process or the container spec. */
+function specOf (config: ManagedPoolConfig): Pick<Revision, 'process' | 'docker'> {
+  return config.kind === 'process' ? { process: config.process } : { docker: config.docker }
+}
+
 /**
  * The controller of a managed pool, in the manner of a Kubernetes Deployment:
- * it holds a target revision and converges the instances on it, `size` of
- * them, never more than size + maxSurge running nor fewer than
- * size - maxUnavailable available. A rollout is nothing but a change of target
- * plus a record that watches the convergence; crash recovery is the same loop.
+ * after every event it asks the planner (src/rollout/planner.ts) what to
+ * start and stop and executes the plan. A rollout is nothing but a change of
+ * target plus a record that watches the convergence; crash recovery is the
+ * same loop.
  */
 export class ManagedPool {
-  readonly pool: Pool
+  readonly name: string
   instances: Instance[] = []
   /** Recently failed instances, kept for status. */
   failed: Instance[] = []
   revisions: Revision[]
   target: Revision
   rollout: Rollout | undefined
-  private config: PoolConfig
-  private crashes = 0
-  private backoffUntil = 0
+  private config: ManagedPoolConfig
+  private crash: CrashRecord = NO_CRASHES
   private wakeTimer: NodeJS.Timeout | undefined
-  private deadlineTimer: NodeJS.Timeout | undefined
   private closing = false
   private reconciling = false
   private again = false
 
   constructor (private readonly deps: ManagedDeps) {
-    this.pool = deps.pool
-    this.config = deps.pool.config
+    this.name = deps.config.name
+    this.config = deps.config
     const first: Revision = {
       number: 1,
       version: this.config.version,
-      process: this.config.process,
-      docker: this.config.docker,
+      ...specOf(this.config),
       createdAt: new Date().toISOString(),
       good: true
     }
@@ -69,26 +74,23 @@ export class ManagedPool {
     this.target = first
   }
 
-  get upstreams (): Upstream[] {
-    return [...this.instances, ...this.failed].flatMap(i => i.upstream === undefined ? [] : [i.upstream])
-  }
+  /** The live instances, then the recently failed ones. */
+  get all (): Instance[] { return [...this.instances, ...this.failed] }
 
-  get crashLooping (): boolean { return this.crashes >= 3 }
-  get restarts (): number { return this.crashes }
+  get crashLooping (): boolean { return this.crash.crashes >= CRASH_LOOP_AFTER }
+  get restarts (): number { return this.crash.crashes }
 
   /** Adopts what an earlier run left, starts the rest; resolves when all serve or startTimeout passed. */
   async started (): Promise<void> {
     await this.adoptLeftovers()
     this.reconcile()
-    const limit = (this.config.readiness?.startTimeout ?? DEFAULTS.readiness.startTimeout) + 1_000
+    const limit = this.config.readiness.startTimeout + START_GRACE_MS
     await this.waitFor(() => this.servingCount() >= this.config.size, limit)
   }
 
-  /** Applies a reloaded pool config in place: size, readiness, strategy, balancing. */
-  update (config: PoolConfig, all?: Config): void {
+  /** Applies a reloaded pool config in place: size, readiness, strategy (balancing is the table's). */
+  update (config: ManagedPoolConfig): void {
     this.config = config
-    if (all !== undefined) this.deps.config = all
-    this.pool.update(config)
     this.reconcile()
   }
 
@@ -109,9 +111,9 @@ export class ManagedPool {
   }
 
   /** Rolls out the process or container spec of a reloaded config, as it stands. */
-  rolloutConfig (config: PoolConfig): Rollout {
+  rolloutConfig (config: ManagedPoolConfig): Rollout {
     this.update(config)
-    return this.beginRollout(this.target, this.newRevision({ version: config.version, process: config.process, docker: config.docker }), {})
+    return this.beginRollout(this.target, this.newRevision({ version: config.version, ...specOf(config) }), {})
   }
 
   private newRevision (spec: Pick<Revision, 'version' | 'process' | 'docker'>): Revision {
@@ -140,27 +142,14 @@ export class ManagedPool {
       surge: resolveScaled(spec.maxSurge, this.config.size, 'up'),
       unavailable: resolveScaled(spec.maxUnavailable, this.config.size, 'down')
     }
-    const r = new Rollout(this.pool.name, from, to, strategy, this.config.size)
+    const r = new Rollout(this.name, from, to, strategy, this.config.size)
     this.rollout = r
-    this.crashes = 0
-    this.backoffUntil = 0
-    r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.pool.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total }))
-    this.deps.metrics.rolloutInProgress.labels(this.pool.name).set(1)
-    this.armDeadline()
+    this.crash = NO_CRASHES
+    r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total }))
+    this.deps.metrics.rolloutInProgress.labels(this.name).set(1)
+    this.deps.onRollout(r)
     this.reconcile()
     return r
-  }
-
-  private armDeadline (): void {
-    clearTimeout(this.deadlineTimer)
-    const r = this.rollout
-    if (r === undefined || !r.active) return
-    this.deadlineTimer = setTimeout(() => {
-      if (r.direction === 'forward') r.fail(`no progress within progressDeadline (${r.strategy.progressDeadline} ms)`)
-      else r.giveUp('the old revision did not come back within progressDeadline')
-      this.afterRolloutChange()
-    }, r.strategy.progressDeadline)
-    this.deadlineTimer.unref()
   }
 
   pauseRollout (): void { this.rollout?.pause(); this.afterRolloutChange() }
@@ -170,10 +159,9 @@ export class ManagedPool {
   private afterRolloutChange (): void {
     const r = this.rollout
     if (r !== undefined && !r.active) {
-      clearTimeout(this.deadlineTimer)
-      this.deps.metrics.rolloutInProgress.labels(this.pool.name).set(0)
-      this.deps.metrics.rollouts.labels(this.pool.name, r.status).inc()
-      log(r.status === 'succeeded' ? 'info' : 'warn', 'rollout finished', { pool: this.pool.name, rollout: r.id, status: r.status, error: r.error })
+      this.deps.metrics.rolloutInProgress.labels(this.name).set(0)
+      this.deps.metrics.rollouts.labels(this.name, r.status).inc()
+      log(r.status === 'succeeded' ? 'info' : 'warn', 'rollout finished', { pool: this.name, rollout: r.id, status: r.status, error: r.error })
     }
     this.reconcile()
   }
@@ -200,67 +188,36 @@ export class ManagedPool {
 
   private reconcileOnce (): void {
     const r = this.rollout?.active === true ? this.rollout : undefined
-    const target = r?.targetRevision ?? this.target
-    this.target = target
-    const size = this.config.size
-    const strategy = r?.strategy ?? this.poolStrategy()
     const now = Date.now()
+    const plan = planRolling({
+      now,
+      size: this.config.size,
+      current: this.target.number,
+      bounds: r?.strategy ?? this.poolStrategy(),
+      rollout: r?.planState(),
+      backoffUntil: this.crash.backoffUntil,
+      instances: this.instances.map(i => ({ id: i.id, revision: i.revision.number, state: i.state, readyAt: i.readyAt }))
+    })
+    this.execute(plan, r, now)
+  }
 
-    const live = this.instances
-    const mine = live.filter(i => i.revision === target)
-    const others = live.filter(i => i.revision !== target)
-
-    // Instances of other revisions that carry no traffic go at once.
-    for (const o of others) if (o.state === 'starting' || o.state === 'ready') this.stopInstance(o)
-    if (r?.status === 'paused') return
-
-    // Availability: serving, and for new instances of a rollout, soaked for minReady.
-    const soak = r !== undefined && r.direction === 'forward' ? strategy.minReady : 0
-    const isAvailable = (i: Instance): boolean => i.state === 'serving' && now - i.readyAt >= soak
-    const mineAvailable = mine.filter(isAvailable)
-    const othersServing = others.filter(i => i.state === 'serving')
-    if (r !== undefined) {
-      const updated = r.direction === 'forward' ? mineAvailable.length : othersServing.length
-      // progressDeadline, as in Kubernetes, bounds the time without progress.
-      if (r.direction === 'forward' && updated > r.updated) this.armDeadline()
-      r.updated = updated
+  /** Carries a plan out: stops first (their drains belong to the batch before), then the new batch. */
+  private execute (plan: Plan, r: Rollout | undefined, now: number): void {
+    if (r !== undefined) this.target = plan.target === r.to.number ? r.to : r.from
+    for (const id of plan.stop) {
+      const i = this.instances.find(x => x.id === id)
+      if (i !== undefined) this.stopInstance(i)
     }
-
-    // Scale down: other revisions first, then surplus of our own (size lowered).
-    let canStop = mineAvailable.length + othersServing.length - (size - strategy.unavailable)
-    for (const o of othersServing) {
-      if (canStop <= 0) break
-      this.stopInstance(o)
-      canStop--
-    }
-    const surplus = mine.length - size
-    for (let k = 0; k < surplus; k++) {
-      const victim = mine.find(i => i.state === 'starting') ?? mine[mine.length - 1 - k]
-      this.stopInstance(victim)
-    }
-
-    // Scale up our revision within maxSurge (draining instances still count as running).
-    const running = live.length
-    const toStart = Math.min(size - mine.length, size + strategy.surge - running)
-    if (toStart > 0) {
-      if (now < this.backoffUntil) {
-        this.wakeAt(this.backoffUntil)
-      } else {
-        // The instances started together make one batch of the rollout.
-        if (r !== undefined) r.batches++
-        for (let k = 0; k < toStart; k++) this.startInstance(target)
-      }
-    }
-
-    // Wake up when the next soak ends.
-    if (soak > 0) {
-      for (const i of mine) if (i.state === 'serving' && now - i.readyAt < soak) this.wakeAt(i.readyAt + soak)
-    }
-
-    if (r !== undefined && r.status === 'running' && mine.length === size &&
-        mineAvailable.length === size && others.length === 0) {
-      r.updated = size
-      this.target = r.targetRevision
+    const step = plan.rollout
+    if (r !== undefined && step !== undefined) r.record(step, now)
+    for (let k = 0; k < plan.start; k++) this.startInstance(this.target)
+    if (plan.wakeAt !== undefined) this.wakeAt(plan.wakeAt)
+    if (r === undefined || step === undefined) return
+    if (step.stalled) {
+      if (r.direction === 'forward') r.fail(`no progress within progressDeadline (${r.strategy.progressDeadline} ms)`)
+      else r.giveUp('the old revision did not come back within progressDeadline')
+      this.afterRolloutChange()
+    } else if (step.converged) {
       this.target.good = true
       r.converged()
       this.afterRolloutChange()
@@ -268,12 +225,12 @@ export class ManagedPool {
     }
   }
 
+  /** The pool's own bounds, for replacing crashed instances and size changes outside a rollout. */
   private poolStrategy (): Strategy {
     const spec = this.config.rollout
     return {
       ...spec,
       surge: resolveScaled(spec.maxSurge, this.config.size, 'up'),
-      // Outside a rollout, replacing a crashed instance never waits on others.
       unavailable: resolveScaled(spec.maxUnavailable, this.config.size, 'down')
     }
   }
@@ -281,45 +238,43 @@ export class ManagedPool {
   /**
    * Instances an earlier baton left (containers carry labels): those that run
    * the current spec are adopted and probed before they get traffic, the
-   * others stopped and removed (SPEC §2).
+   * others stopped and removed (README "Config reference": containers).
    */
   private async adoptLeftovers (): Promise<void> {
     const found = await this.deps.driver.discover?.().catch((err: Error) => {
-      log('warn', 'could not list instances left by an earlier run', { pool: this.pool.name, error: err.message })
+      log('warn', 'could not list instances left by an earlier run', { pool: this.name, error: err.message })
       return []
     }) ?? []
     const key = specKey(this.target)
     for (const f of found) {
       if (f.specKey === key && this.instances.length < this.config.size) {
-        log('info', 'adopting an instance left by an earlier run', { pool: this.pool.name, instance: f.id, address: `${f.handle.host}:${f.handle.port}` })
+        log('info', 'adopting an instance left by an earlier run', { pool: this.name, instance: f.id, address: `${f.handle.host}:${f.handle.port}` })
         const inst = this.newInstance(f.id, this.target)
         inst.attach(f.handle)
       } else {
-        log('info', 'removing an instance left by an earlier run', { pool: this.pool.name, instance: f.id, current: f.specKey === key })
+        log('info', 'removing an instance left by an earlier run', { pool: this.name, instance: f.id, current: f.specKey === key })
         void f.handle.stop(this.config.rollout.stopSignal, this.config.rollout.stopTimeout)
       }
     }
   }
 
   private newInstance (id: string, revision: Revision): Instance {
-    const t = this.deps.config.proxy.timeouts
     const inst = new Instance(id, revision, {
-      pool: this.pool,
+      pool: this.name,
       driver: this.deps.driver,
-      metrics: this.deps.metrics,
-      readiness: this.config.readiness ?? DEFAULTS.readiness,
-      timeouts: { connect: t.connect, upstream: t.upstream, keepAlive: DEFAULTS.proxy.upstreamKeepAlive },
-      onChange: i => this.onInstanceChange(i),
+      readiness: this.config.readiness,
+      members: this.deps.members,
+      onChange: (i, previous) => this.onInstanceChange(i, previous),
       onRespawn: () => this.deps.onInstances?.()
     })
     this.instances.push(inst)
     if (this.rollout?.active === true) this.rollout.mark(id, revision.number, 'starting')
-    this.deps.emit({ type: 'instance', pool: this.pool.name, instance: id, version: revision.version, revision: revision.number, state: 'starting' })
+    this.deps.emit({ type: 'instance', pool: this.name, instance: id, version: revision.version, revision: revision.number, state: 'starting' })
     return inst
   }
 
   private startInstance (revision: Revision): void {
-    const inst = this.newInstance(`${this.pool.name}-${revision.number}-${randomBytes(3).toString('hex')}`, revision)
+    const inst = this.newInstance(`${this.name}-${revision.number}-${randomBytes(ID_RANDOM_BYTES).toString('hex')}`, revision)
     void inst.start().then(() => this.deps.onInstances?.())
   }
 
@@ -328,49 +283,38 @@ export class ManagedPool {
     void i.stop(this.rollout?.active === true ? this.rollout.strategy : this.config.rollout)
   }
 
-  private onInstanceChange (i: Instance): void {
-    if (this.rollout?.active === true) this.rollout.mark(i.id, i.revision.number, i.state)
-    this.deps.emit({ type: 'instance', pool: this.pool.name, instance: i.id, version: i.version, revision: i.revision.number, state: i.state, reason: i.failure })
+  private onInstanceChange (i: Instance, previous: InstanceState): void {
     const r = this.rollout?.active === true ? this.rollout : undefined
-    if (i.state === 'failed') {
+    r?.mark(i.id, i.revision.number, i.state)
+    this.deps.emit({ type: 'instance', pool: this.name, instance: i.id, version: i.version, revision: i.revision.number, state: i.state, reason: i.failure })
+    if (i.state === 'failed' || i.state === 'stopped') {
       this.instances = this.instances.filter(x => x !== i)
-      this.failed = [...this.failed.slice(-4), i]
+      if (i.state === 'failed') this.failed = [...this.failed, i].slice(-FAILED_SHOWN)
       this.deps.onInstances?.()
-      if (r !== undefined && r.direction === 'forward' && i.revision === r.to) {
-        r.fail(`instance ${i.id} of ${i.version}: ${i.failure ?? 'failed'}`)
-        this.afterRolloutChange()
-        return
-      }
-      if (i.revision === this.target) this.recordCrash(i)
-      if (r !== undefined && r.direction === 'back' && i.revision === r.from && this.crashes >= 5) {
-        r.giveUp(`instances of ${i.version} keep failing (${i.failure ?? 'failed'})`)
-        this.afterRolloutChange()
-        return
-      }
-    } else if (i.state === 'stopped') {
-      this.instances = this.instances.filter(x => x !== i)
-      this.deps.onInstances?.()
-    } else if (i.state === 'starting' && this.wasServing.has(i) && r !== undefined &&
-               r.direction === 'forward' && i.revision === r.to) {
-      // Readiness lost while serving during the rollout: the new version is not healthy.
-      r.fail(`instance ${i.id} of ${i.version} failed its readiness probe while serving`)
-      this.afterRolloutChange()
-      return
     }
-    if (i.state === 'serving') this.wasServing.add(i)
+    const ref = { id: i.id, version: i.version, revision: i.revision.number }
+    const verdict = i.state === 'failed'
+      ? judgeFailure({ ...ref, readyAt: i.readyAt, reason: i.failure ?? 'failed' }, { rollout: r?.planState(), target: this.target.number, crash: this.crash, now: Date.now() })
+      : previous === 'serving' && i.state === 'starting' ? judgeUnready(ref, r?.planState()) : undefined
+    if (verdict !== undefined && this.apply(verdict, i, r)) return
     this.reconcile()
     this.notify()
   }
 
-  private readonly wasServing = new WeakSet<Instance>()
-
-  /** Exponential backoff for a crash loop, visible in status instead of a hot loop. */
-  private recordCrash (i: Instance): void {
-    if (i.readyAt > 0 && Date.now() - i.readyAt > HEALTHY_RESET) this.crashes = 0
-    this.crashes++
-    const delay = Math.min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (this.crashes - 1))
-    this.backoffUntil = Date.now() + delay
-    log('warn', 'instance will be replaced', { pool: this.pool.name, instance: i.id, reason: i.failure, restarts: this.crashes, backoffMs: delay })
+  /** Applies a failure's verdict; true when the rollout turned (which reconciles by itself). */
+  private apply (v: Verdict, i: Instance, r: Rollout | undefined): boolean {
+    if (v.kind === 'fail-rollout') {
+      r?.fail(v.reason)
+      this.afterRolloutChange()
+      return true
+    }
+    if (v.kind !== 'crash') return false
+    this.crash = v.record
+    log('warn', 'instance will be replaced', { pool: this.name, instance: i.id, reason: i.failure, restarts: v.record.crashes, backoffMs: v.record.delayMs })
+    if (v.giveUp === undefined) return false
+    r?.giveUp(v.giveUp)
+    this.afterRolloutChange()
+    return true
   }
 
   /** Runs reconcile at `at` (the earliest of the times asked for). */
@@ -412,11 +356,10 @@ export class ManagedPool {
     return true
   }
 
-  /** Stops every instance in the SPEC order, in parallel. */
+  /** Stops every instance in the stopping order (see Instance.stop), in parallel. */
   async close (): Promise<void> {
     this.closing = true
     clearTimeout(this.wakeTimer)
-    clearTimeout(this.deadlineTimer)
     await Promise.all(this.instances.map(async i => await i.stop(this.config.rollout)))
     this.deps.onInstances?.()
   }

@@ -5,6 +5,11 @@ import { join, resolve } from 'node:path'
 import { signalGroup } from '../driver/process.js'
 import { log } from '../log.js'
 
+/** How long leftovers get to exit on SIGTERM before SIGKILL. */
+const LEFTOVER_STOP_MS = 5_000
+/** How often a stopping leftover is checked (no event tells when another process group is gone). */
+const LEFTOVER_POLL_MS = 50
+
 export interface StateEntry { pool: string, id: string, pid: number, port: number, version: string }
 
 /**
@@ -32,7 +37,7 @@ export class StateFile {
   }
 
   /** Stops the instances a previous run left behind; only processes that carry our instance id. */
-  async stopLeftovers (timeoutMs = 5_000): Promise<number> {
+  async stopLeftovers (timeoutMs = LEFTOVER_STOP_MS): Promise<number> {
     let entries: StateEntry[]
     try {
       entries = (JSON.parse(readFileSync(this.path, 'utf8')) as { instances: StateEntry[] }).instances ?? []
@@ -45,7 +50,7 @@ export class StateFile {
       signalGroup(e.pid, 'SIGTERM')
     }
     const until = Date.now() + timeoutMs
-    while (ours.some(alive) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
+    while (ours.some(alive) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, LEFTOVER_POLL_MS))
     for (const e of ours) if (alive(e)) signalGroup(e.pid, 'SIGKILL')
     this.write([])
     return ours.length

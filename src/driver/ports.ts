@@ -1,4 +1,5 @@
 import { createServer } from 'node:net'
+import { DriverError } from './types.js'
 
 /**
  * Hands out ports from a pool's range that no instance of ours holds and that
@@ -29,7 +30,7 @@ export class PortAllocator {
       if (await isFree(port)) return port
       this.taken.delete(port)
     }
-    throw new Error(`no free port left in ${this.from}-${this.to}`)
+    throw new DriverError('BATON_ERR_NO_FREE_PORT', `no free port left in ${this.from}-${this.to}`)
   }
 
   release (port: number): void {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { resolve as resolvePath } from 'node:path'
 import { parse as parseShell } from 'shell-quote'
-import type { ProcessSpec } from '../config/types.js'
+import type { ManagedPoolConfig } from '../config/types.js'
 import { log } from '../log.js'
 import { isFree, PortAllocator } from './ports.js'
 import { substitute } from './substitute.js'
@@ -52,10 +52,13 @@ export class ProcessDriver implements Driver {
     this.ports = new PortAllocator(ports.from, ports.to)
   }
 
-  setPortRange (from: number, to: number): void { this.ports.setRange(from, to) }
+  reconfigure (config: ManagedPoolConfig): void {
+    if (config.kind === 'process') this.ports.setRange(config.process.ports.from, config.process.ports.to)
+  }
 
   async start (req: StartRequest): Promise<RunningInstance> {
-    const spec = req.revision.process as ProcessSpec
+    const spec = req.revision.process
+    if (spec === undefined) throw new DriverError('BATON_ERR_PROCESS_SPEC', `pool ${this.pool}: revision ${req.revision.number} has no process spec`)
     const port = await this.ports.allocate()
     const vars = { port, version: req.revision.version }
     const argv = splitCommand(Array.isArray(spec.command) ? spec.command.map(a => substitute(a, vars)) : substitute(spec.command, vars))

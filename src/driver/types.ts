@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import type { DockerSpec, ProcessSpec } from '../config/types.js'
+import type { DockerSpec, ManagedPoolConfig, ProcessSpec } from '../config/types.js'
+import { BatonError } from '../errors.js'
 
 /**
  * The boundary between the orchestrator and whatever runs instances. The
@@ -53,6 +54,9 @@ export function specKey (r: Pick<Revision, 'version' | 'process' | 'docker'>): s
   return createHash('sha256').update(JSON.stringify([r.version, r.process ?? null, r.docker ?? null])).digest('hex').slice(0, 16)
 }
 
+/** How a pool stops an instance: its rollout's stopSignal, then SIGKILL after stopTimeout. */
+export interface StopSpec { signal: NodeJS.Signals, timeoutMs: number }
+
 export interface Driver {
   start (req: StartRequest): Promise<RunningInstance>
   /**
@@ -69,13 +73,26 @@ export interface Driver {
    * a driver that cannot tell leaves it out.
    */
   lostPortRace? (handle: RunningInstance): Promise<boolean>
-  /** Forgets what it holds for a pool and stops anything still running (used at shutdown). */
-  close? (): Promise<void>
+  /** A reloaded pool config: what the driver itself holds of it (port range, engines). */
+  reconfigure? (config: ManagedPoolConfig): void
+  /** The pool stopped: stops whatever it still holds the pool's way, and lets go of its resources. */
+  close? (stop: StopSpec): Promise<void>
 }
 
-export class DriverError extends Error {
-  constructor (readonly code: string, message: string) {
-    super(message)
-    this.name = 'DriverError'
-  }
-}
+export type DriverErrorCode =
+  | 'BATON_ERR_COMMAND' // a command with shell operators
+  | 'BATON_ERR_PROCESS_SPEC' // a revision without a process spec given to the process driver
+  | 'BATON_ERR_NO_FREE_PORT' // every port of the range is taken
+  | 'BATON_ERR_DOCKER_SPEC' // a revision without a (usable) docker spec
+  | 'BATON_ERR_DOCKER_NO_ENGINE' // no engine of the pool answers
+  | 'BATON_ERR_DOCKER_PORT' // a container without a published port
+  | 'BATON_ERR_DOCKER_UNREACHABLE' // no connection to an engine, or it broke
+  | 'BATON_ERR_DOCKER_TIMEOUT' // no answer in time
+  | 'BATON_ERR_DOCKER_IMAGE' // the image is not there and could not be pulled
+  | 'BATON_ERR_DOCKER_NOT_FOUND' // no such container
+  | 'BATON_ERR_DOCKER_CONFLICT' // a name in use, a container not running, ...
+  | 'BATON_ERR_DOCKER_TLS' // a TLS file could not be read
+  | 'BATON_ERR_DOCKER_API' // any other answer an engine refused with
+
+/** Something that runs instances failed, or was asked what it cannot do. */
+export class DriverError<Code extends DriverErrorCode = DriverErrorCode> extends BatonError<Code> {}

@@ -1,145 +1,136 @@
 import client from 'prom-client'
-import { DURATION_BOUNDS, type VersionTraffic } from './traffic.js'
+import { DURATION_BOUNDS, type PoolCounters } from './traffic.js'
+
+/** A counter registered in `registry` only (each part of baton keeps a registry of its own). */
+export function counterIn<L extends string> (registry: client.Registry, name: string, help: string, labelNames: readonly L[]): client.Counter<L> {
+  return new client.Counter({ name, help, labelNames, registers: [registry] })
+}
+
+/** A gauge registered in `registry` only. */
+export function gaugeIn<L extends string> (registry: client.Registry, name: string, help: string, labelNames: readonly L[]): client.Gauge<L> {
+  return new client.Gauge({ name, help, labelNames, registers: [registry] })
+}
+
+/** A registry's metrics as prom-client JSON: what a data plane hands over for aggregation. */
+export type MetricsJson = Awaited<ReturnType<client.Registry['getMetricsAsJSON']>>
+
+/** What the data plane's metrics read at scrape time, per pool. */
+export interface PoolReading {
+  pool: string
+  traffic: PoolCounters
+  /** Requests and upgraded connections in flight to the pool's upstreams. */
+  inflight: number
+}
 
 /**
- * The Prometheus metrics of SPEC §4, on a registry of baton's own (so several
- * batons in one test process never share counters). Hot-path callers keep the
- * labelled children they use (see `Upstream.stats`) instead of looking labels
- * up per request.
+ * baton_requests_total, read at scrape time from the pools' traffic counters
+ * (traffic.ts), so that the request path never calls prom-client.
+ */
+class RequestsCounter extends client.Counter<'pool' | 'version' | 'code'> {
+  constructor (private readonly read: () => Array<{ labels: { pool: string, version: string, code: string }, value: number }>) {
+    super({ name: 'baton_requests_total', help: 'Requests answered, by pool, version of the instance that answered, and status code', labelNames: ['pool', 'version', 'code'], registers: [] })
+  }
+
+  override async get (): ReturnType<client.Counter<'pool' | 'version' | 'code'>['get']> {
+    return { ...await super.get(), values: this.read() }
+  }
+}
+
+type DurationLabel = 'pool' | 'version' | 'le'
+
+/** baton_request_duration_seconds, from the counters' buckets (the same bounds) at scrape time. */
+class DurationHistogram extends client.Histogram<DurationLabel> {
+  constructor (private readonly read: () => Iterable<PoolReading>) {
+    super({ name: 'baton_request_duration_seconds', help: 'Time from request to the end of the response', labelNames: ['pool', 'version'], buckets: DURATION_BOUNDS, registers: [] })
+  }
+
+  override async get (): ReturnType<client.Histogram<DurationLabel>['get']> {
+    const name = 'baton_request_duration_seconds'
+    const values: Array<{ metricName: string, labels: Partial<Record<DurationLabel, string | number>>, value: number }> = []
+    for (const { pool, traffic } of this.read()) {
+      for (const [version, t] of traffic.all) {
+        let cumulative = 0
+        DURATION_BOUNDS.forEach((le, i) => {
+          cumulative += t.durations[i]
+          values.push({ metricName: `${name}_bucket`, labels: { le, pool, version }, value: cumulative })
+        })
+        cumulative += t.durations[DURATION_BOUNDS.length]
+        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', pool, version }, value: cumulative })
+        values.push({ metricName: `${name}_sum`, labels: { pool, version }, value: t.durationSum })
+        values.push({ metricName: `${name}_count`, labels: { pool, version }, value: cumulative })
+      }
+    }
+    return { ...await super.get(), values }
+  }
+}
+
+/**
+ * The data plane's Prometheus metrics (README "Metrics"): requests,
+ * durations, upstream errors, retries, client errors, in-flight, on a
+ * registry of its own. The controller has its own (instances, rollouts) and
+ * GET /metrics aggregates them all, so several data planes add up. Hot-path
+ * callers keep nothing per request here: requests and durations are read
+ * from the traffic counters at scrape time.
  */
 export class Metrics {
   readonly registry = new client.Registry()
+  private source: () => Iterable<PoolReading> = () => []
 
   /**
-   * baton_requests_total and baton_request_duration_seconds are read at
-   * scrape time from the pools' traffic counters (see traffic.ts), so the
-   * request path never calls prom-client. Requests answered without an
-   * upstream (503) are rare and counted here.
+   * Requests answered with no instance at all (the 503 when a pool has none
+   * available): rare, so counted here rather than in a version's counters.
    */
-  private readonly coldRequests = new Map<string, number>()
+  private readonly unanswered = new Map<string, number>()
   readonly requests = {
     labels: (pool: string, version: string, code: string) => ({
       inc: () => {
         const key = JSON.stringify([pool, version, code])
-        this.coldRequests.set(key, (this.coldRequests.get(key) ?? 0) + 1)
+        this.unanswered.set(key, (this.unanswered.get(key) ?? 0) + 1)
       }
     })
   }
 
-  /** Where the per-version traffic comes from: set by baton. */
-  trafficSource: () => Iterable<{ pool: string, version: string, traffic: VersionTraffic }> = () => []
+  readonly upstreamErrors = counterIn(this.registry, 'baton_upstream_errors_total', 'Failed upstream attempts, by kind (refused, reset, timeout, ...)', ['pool', 'kind'])
+  readonly retries = counterIn(this.registry, 'baton_retries_total', 'Attempts retried on another instance', ['pool'])
+  readonly clientErrors = counterIn(this.registry, 'baton_client_errors_total', 'Client requests refused before routing (malformed, oversized, timed out)', ['code'])
 
-  readonly upstreamErrors = new client.Counter({
-    name: 'baton_upstream_errors_total',
-    help: 'Failed upstream attempts, by kind (refused, reset, timeout, ...)',
-    labelNames: ['pool', 'kind'] as const,
-    registers: [this.registry]
-  })
-
-  readonly retries = new client.Counter({
-    name: 'baton_retries_total',
-    help: 'Attempts retried on another instance',
-    labelNames: ['pool'] as const,
-    registers: [this.registry]
-  })
-
-  readonly inflight = new client.Gauge({
+  /** Read from the upstreams at scrape time. */
+  private readonly inflight: client.Gauge<'pool'> = new client.Gauge({
     name: 'baton_inflight_requests',
     help: 'Requests and upgraded connections in flight',
     labelNames: ['pool'] as const,
-    registers: [this.registry]
-  })
-
-  readonly instances = new client.Gauge({
-    name: 'baton_instances',
-    help: 'Instances by pool, version and state',
-    labelNames: ['pool', 'version', 'state'] as const,
-    registers: [this.registry]
-  })
-
-  readonly rollouts = new client.Counter({
-    name: 'baton_rollouts_total',
-    help: 'Finished rollouts by result',
-    labelNames: ['pool', 'result'] as const,
-    registers: [this.registry]
-  })
-
-  readonly rolloutInProgress = new client.Gauge({
-    name: 'baton_rollout_in_progress',
-    help: '1 while a rollout runs in the pool',
-    labelNames: ['pool'] as const,
-    registers: [this.registry]
-  })
-
-  readonly clientErrors = new client.Counter({
-    name: 'baton_client_errors_total',
-    help: 'Client requests refused before routing (malformed, oversized, timed out)',
-    labelNames: ['code'] as const,
-    registers: [this.registry]
+    registers: [this.registry],
+    collect: () => {
+      this.inflight.reset()
+      for (const p of this.source()) this.inflight.labels(p.pool).set(p.inflight)
+    }
   })
 
   constructor () {
-    client.collectDefaultMetrics({ register: this.registry })
-    this.registry.registerMetric(this.requestsMetric() as unknown as client.Metric)
-    this.registry.registerMetric(this.durationMetric() as unknown as client.Metric)
+    this.registry.registerMetric(new RequestsCounter(() => this.requestCounts()))
+    this.registry.registerMetric(new DurationHistogram(() => this.source()))
   }
 
-  private requestsMetric (): object {
-    return {
-      name: 'baton_requests_total',
-      help: 'Requests answered, by pool, version of the instance that answered, and status code',
-      type: 'counter',
-      aggregator: 'sum',
-      get: () => {
-        const values: Array<{ labels: Record<string, string>, value: number }> = []
-        for (const { pool, version, traffic } of this.trafficSource()) {
-          for (const [code, n] of traffic.codes) values.push({ labels: { pool, version, code: String(code) }, value: n })
-        }
-        for (const [key, n] of this.coldRequests) {
-          const [pool, version, code] = JSON.parse(key) as string[]
-          values.push({ labels: { pool, version, code }, value: n })
-        }
-        return { name: 'baton_requests_total', help: 'Requests answered', type: 'counter', aggregator: 'sum', values }
-      },
-      reset: () => undefined
+  /** Where the pools are read at scrape time: set by the data plane. */
+  readFrom (source: () => Iterable<PoolReading>): void {
+    this.source = source
+  }
+
+  async json (): Promise<MetricsJson> {
+    return await this.registry.getMetricsAsJSON()
+  }
+
+  private requestCounts (): Array<{ labels: { pool: string, version: string, code: string }, value: number }> {
+    const values: Array<{ labels: { pool: string, version: string, code: string }, value: number }> = []
+    for (const { pool, traffic } of this.source()) {
+      for (const [version, t] of traffic.all) {
+        for (const [code, n] of t.codes) values.push({ labels: { pool, version, code: String(code) }, value: n })
+      }
     }
-  }
-
-  private durationMetric (): object {
-    const name = 'baton_request_duration_seconds'
-    return {
-      name,
-      help: 'Time from request to the end of the response',
-      type: 'histogram',
-      aggregator: 'sum',
-      get: () => {
-        const values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> = []
-        for (const { pool, version, traffic } of this.trafficSource()) {
-          let cumulative = 0
-          DURATION_BOUNDS.forEach((le, i) => {
-            cumulative += traffic.durations[i]
-            values.push({ metricName: `${name}_bucket`, labels: { le, pool, version }, value: cumulative })
-          })
-          cumulative += traffic.durations[DURATION_BOUNDS.length]
-          values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', pool, version }, value: cumulative })
-          values.push({ metricName: `${name}_sum`, labels: { pool, version }, value: traffic.durationSum })
-          values.push({ metricName: `${name}_count`, labels: { pool, version }, value: cumulative })
-        }
-        return { name, help: 'Time from request to the end of the response', type: 'histogram', aggregator: 'sum', values }
-      },
-      reset: () => undefined
+    for (const [key, n] of this.unanswered) {
+      const [pool, version, code] = JSON.parse(key) as [string, string, string]
+      values.push({ labels: { pool, version, code }, value: n })
     }
-  }
-
-  /** Gauges that are cheaper to read at scrape time than to keep current. */
-  onCollect (fn: () => void): void {
-    this.collectors.push(fn)
-  }
-
-  private readonly collectors: Array<() => void> = []
-
-  async text (): Promise<string> {
-    for (const fn of this.collectors) fn()
-    return await this.registry.metrics()
+    return values
   }
 }

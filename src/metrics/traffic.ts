@@ -1,7 +1,7 @@
 /**
- * Per-version traffic of a pool, second by second, for rollout reports. The
- * hot path does a few integer increments on preallocated typed arrays: no
- * object, string or closure is made per request.
+ * Per-version traffic of a pool, second by second, for rollout reports and
+ * Prometheus. The hot path does a few integer increments on preallocated
+ * typed arrays: no object, string or closure is made per request.
  */
 
 /** Latency buckets over microseconds: exact below 16 µs, then 4 per power of two (≤ ~19% wide). */
@@ -43,21 +43,13 @@ export enum Slot {
 /** What happened to one request, from baton's side. */
 export enum Outcome { App, Baton5xx, UpstreamFailed, ClientAbort }
 
-export interface SecondSample {
-  /** Epoch second. */
-  t: number
-  counts: Uint32Array
-  hist: Uint32Array
-  max: number
-}
-
 /** Bucket bounds (seconds) of baton_request_duration_seconds. */
 export const DURATION_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
 /**
- * One version's counters: the current second (rolled into the pool's
- * timeline) and the totals since start that Prometheus reads at scrape time,
- * so no prom-client call runs per request.
+ * One version's counters: the current second (handed to the controller's
+ * timeline once it is over) and the totals since start that Prometheus reads
+ * at scrape time, so no prom-client call runs per request.
  */
 export class VersionTraffic {
   counts = new Uint32Array(Slot.Size)
@@ -94,20 +86,60 @@ export class VersionTraffic {
 
   attemptError (): void { this.dirty = true; this.counts[Slot.AttemptErrors]++ }
   retry (): void { this.dirty = true; this.counts[Slot.Retries]++ }
+
+  /** The current second's counts, replaced by fresh ones. */
+  takeSecond (): SecondCounts {
+    const taken = { counts: this.counts, hist: this.hist, max: this.max }
+    this.counts = new Uint32Array(Slot.Size)
+    this.hist = new Uint32Array(BUCKETS)
+    this.max = 0
+    this.dirty = false
+    return taken
+  }
 }
 
-const KEEP_SECONDS = 3600
+/** One second of one version's requests (or of those no instance answered). */
+export interface SecondCounts {
+  /** Slot counters (see Slot). */
+  counts: Uint32Array
+  /** Latency histogram over BUCKETS. */
+  hist: Uint32Array
+  /** Slowest request, in µs. */
+  max: number
+}
 
-/** A pool's traffic by version, kept per second for the last hour. */
-export class PoolTraffic {
+/** One pool's traffic in one second, as a data plane reports it once the second is over. */
+export interface TrafficSecond {
+  pool: string
+  /** Epoch second. */
+  t: number
+  /** By the version of the instance that answered. */
+  versions: Array<{ version: string } & SecondCounts>
+  /** Requests no instance answered (none available: 503). */
+  unanswered?: SecondCounts
+}
+
+/**
+ * The key under which src/proxy books a request that no instance answered
+ * (a 503 when none is available): those counts are kept apart from every
+ * version, so nothing downstream has to filter them out.
+ */
+export const NO_INSTANCE = ''
+
+/**
+ * A pool's counters in one data plane, by version: the hot path increments
+ * them, `takeSecond` hands the second that ended to the controller (which
+ * keeps the timeline, see timeline.ts) and Prometheus reads the totals.
+ */
+export class PoolCounters {
   private readonly versions = new Map<string, VersionTraffic>()
-  /** version → samples, oldest first. */
-  readonly timeline = new Map<string, SecondSample[]>()
+  readonly unanswered = new VersionTraffic()
 
-  /** Every version seen, with its counters (scrape time). */
+  /** Every version answered so far, with its totals (scrape time). */
   get all (): ReadonlyMap<string, VersionTraffic> { return this.versions }
 
   version (v: string): VersionTraffic {
+    if (v === NO_INSTANCE) return this.unanswered
     let t = this.versions.get(v)
     if (t === undefined) {
       t = new VersionTraffic()
@@ -116,32 +148,13 @@ export class PoolTraffic {
     return t
   }
 
-  /** Moves the second that ended into the timeline (called once a second). */
-  tick (epochSecond: number): void {
-    for (const [v, t] of this.versions) {
-      if (!t.dirty) continue
-      const samples = this.timeline.get(v) ?? []
-      samples.push({ t: epochSecond, counts: t.counts, hist: t.hist, max: t.max })
-      if (samples.length > KEEP_SECONDS) samples.splice(0, samples.length - KEEP_SECONDS)
-      this.timeline.set(v, samples)
-      t.counts = new Uint32Array(Slot.Size)
-      t.hist = new Uint32Array(BUCKETS)
-      t.max = 0
-      t.dirty = false
-    }
-  }
-
-  /** Samples of every version within [from, to] epoch seconds, plus the current second's. */
-  samples (from: number, to: number): Array<{ version: string } & SecondSample> {
-    const out: Array<{ version: string } & SecondSample> = []
-    for (const [version, samples] of this.timeline) {
-      for (const s of samples) if (s.t >= from && s.t <= to) out.push({ version, ...s })
-    }
-    const now = Math.floor(Date.now() / 1000)
-    if (now >= from && now <= to) {
-      for (const [version, t] of this.versions) if (t.dirty) out.push({ version, t: now, counts: t.counts, hist: t.hist, max: t.max })
-    }
-    return out.sort((a, b) => a.t - b.t)
+  /** The counts of the second that ended, and fresh ones for the next; undefined for a quiet second. */
+  takeSecond (pool: string, epochSecond: number): TrafficSecond | undefined {
+    const versions: TrafficSecond['versions'] = []
+    for (const [version, t] of this.versions) if (t.dirty) versions.push({ version, ...t.takeSecond() })
+    const unanswered = this.unanswered.dirty ? this.unanswered.takeSecond() : undefined
+    if (versions.length === 0 && unanswered === undefined) return undefined
+    return { pool, t: epochSecond, versions, unanswered }
   }
 }
 

@@ -1,4 +1,5 @@
-import { BUCKETS, quantile, Slot, type PoolTraffic } from '../metrics/traffic.js'
+import { allCounts, type PoolTraffic } from '../metrics/timeline.js'
+import { BUCKETS, quantile, Slot } from '../metrics/traffic.js'
 import type { Rollout } from './rollout.js'
 
 /** Seconds of traffic shown before the rollout and after it. */
@@ -62,7 +63,7 @@ export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: numbe
   const end = r.finishedAt?.getTime() ?? Date.now()
   const startS = Math.floor(start / 1000)
   const endS = Math.floor(end / 1000)
-  const samples = traffic.samples(startS - CONTEXT_SECONDS, Math.min(endS + CONTEXT_SECONDS, Math.floor(Date.now() / 1000)))
+  const seconds = traffic.range(startS - CONTEXT_SECONDS, Math.min(endS + CONTEXT_SECONDS, Math.floor(Date.now() / 1000)))
 
   const batches = batchTimings(r, minReadyMs)
   // Phase boundaries in epoch seconds: before | batch 1 | batch 2 | ... | after.
@@ -82,11 +83,13 @@ export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: numbe
     const counts = new Uint32Array(Slot.Size)
     const hist = new Uint32Array(BUCKETS)
     let max = 0
-    for (const s of samples) {
+    for (const s of seconds) {
       if (s.t < b.from || s.t > b.to) continue
-      sumInto(s.counts, counts)
-      sumInto(s.hist, hist)
-      if (s.max > max) max = s.max
+      for (const c of allCounts(s)) {
+        sumInto(c.counts, counts)
+        sumInto(c.hist, hist)
+        if (c.max > max) max = c.max
+      }
     }
     return {
       name: b.name,
@@ -101,24 +104,19 @@ export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: numbe
   })
 
   const during = new Uint32Array(Slot.Size)
-  const bySecond = new Map<number, { byVersion: Record<string, number>, counts: Uint32Array, hist: Uint32Array }>()
-  for (const s of samples) {
-    if (s.t >= startS && s.t <= endS) sumInto(s.counts, during)
-    let p = bySecond.get(s.t)
-    if (p === undefined) {
-      p = { byVersion: {}, counts: new Uint32Array(Slot.Size), hist: new Uint32Array(BUCKETS) }
-      bySecond.set(s.t, p)
+  const points: SecondPoint[] = []
+  for (const s of seconds) {
+    const counts = new Uint32Array(Slot.Size)
+    const hist = new Uint32Array(BUCKETS)
+    for (const c of allCounts(s)) {
+      sumInto(c.counts, counts)
+      sumInto(c.hist, hist)
     }
-    if (s.version !== '') p.byVersion[s.version] = (p.byVersion[s.version] ?? 0) + s.counts[Slot.Requests]
-    sumInto(s.counts, p.counts)
-    sumInto(s.hist, p.hist)
+    if (s.t >= startS && s.t <= endS) sumInto(counts, during)
+    const byVersion: Record<string, number> = {}
+    for (const [version, c] of s.byVersion) byVersion[version] = c.counts[Slot.Requests]
+    points.push({ t: s.t * 1000, byVersion, failed: failedOf(counts), p99: quantile(hist, 0.99) })
   }
-  const seconds: SecondPoint[] = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([t, p]) => ({
-    t: t * 1000,
-    byVersion: p.byVersion,
-    failed: failedOf(p.counts),
-    p99: quantile(p.hist, 0.99)
-  }))
 
   return {
     from: start,
@@ -135,7 +133,7 @@ export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: numbe
     attemptErrors: during[Slot.AttemptErrors],
     phases,
     batches,
-    seconds
+    seconds: points
   }
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { RolloutSpec } from '../config/types.js'
 import type { Revision } from '../driver/types.js'
+import type { RolloutState, RolloutStep } from './planner.js'
 
 export type RolloutStatus = 'running' | 'paused' | 'succeeded' | 'failed' | 'rolled_back' | 'aborted'
 
@@ -12,13 +13,39 @@ export interface Strategy extends RolloutSpec {
 
 export interface RolloutEvent { at: string, message: string }
 
+/** A rollout as the admin API shows it. */
+export interface RolloutView {
+  id: string
+  pool: string
+  fromRevision: number
+  toRevision: number
+  fromVersion: string
+  toVersion: string
+  status: RolloutStatus
+  direction: 'forward' | 'back'
+  updated: number
+  total: number
+  startedAt: string
+  finishedAt: string | null
+  error: string | null
+  events: RolloutEvent[]
+}
+
+/** Random bytes in an id: with the pool and revision in it too, a clash is out of reach. */
+export const ID_RANDOM_BYTES = 3
+/** Events a rollout keeps; older ones are dropped (the log has them all). */
+const EVENTS_KEPT = 500
+/** Instance transitions kept for the report: about five each for the 2,000 instances that replacing the largest pool (1,000) involves. */
+const MARKS_KEPT = 10_000
+
 /** An instance state change during the rollout, for the report's batch timings. */
 export interface InstanceMark { at: number, instance: string, revision: number, state: string, batch: number }
 
 /**
  * The record of one rollout and the few transitions it can make. It decides
- * nothing about instances: the pool's controller converges on `targetRevision`
- * and tells the rollout what happened. Read top to bottom:
+ * nothing about instances: the planner (planner.ts) does, from `planState()`,
+ * and the managed pool records each plan's outcome here with `record()`.
+ * Read top to bottom:
  *
  *   running ──converged──▶ succeeded
  *      │ a new instance failed / progressDeadline passed
@@ -37,11 +64,14 @@ export class Rollout {
   readonly startedAt = new Date()
   finishedAt: Date | null = null
   updated = 0
+  /** When it last made progress, turned or resumed (ms epoch): progressDeadline counts from here. */
+  progressAt = Date.now()
+  /** The distance to convergence at the last plan (see RolloutStep.remaining). */
+  private remaining = Infinity
   /** Batches started so far; instance marks carry the batch they belong to. */
   batches = 0
   readonly marks: InstanceMark[] = []
   private aborted = false
-  private pausedFrom: RolloutStatus | undefined
   private readonly listeners = new Set<(r: Rollout, e: RolloutEvent) => void>()
 
   constructor (
@@ -51,7 +81,7 @@ export class Rollout {
     readonly strategy: Strategy,
     readonly total: number
   ) {
-    this.id = `${pool}-${to.number}-${randomBytes(3).toString('hex')}`
+    this.id = `${pool}-${to.number}-${randomBytes(ID_RANDOM_BYTES).toString('hex')}`
     this.note(`rollout of ${pool} from revision ${from.number} (${from.version}) to ${to.number} (${to.version}) started`)
   }
 
@@ -60,11 +90,26 @@ export class Rollout {
   /** The revision the pool should converge on right now. */
   get targetRevision (): Revision { return this.direction === 'forward' ? this.to : this.from }
 
+  /** What the planner needs of it; undefined once it has finished. */
+  planState (): RolloutState | undefined {
+    if (this.status !== 'running' && this.status !== 'paused') return undefined
+    return { status: this.status, direction: this.direction, from: this.from.number, to: this.to.number, updated: this.updated, remaining: this.remaining, progressAt: this.progressAt }
+  }
+
+  /** Takes in one plan's outcome (the turns it implies are made by the pool: fail, giveUp, converged). */
+  record (step: RolloutStep, now: number): void {
+    this.updated = step.updated
+    this.remaining = step.remaining
+    if (step.progressed) this.progressAt = now
+    if (step.newBatch) this.batches++
+  }
+
   /** A new instance failed, or the deadline passed, while going forward. */
   fail (reason: string): void {
     if (!this.active || this.direction === 'back') return
     this.error = reason
     this.note(`failed: ${reason}`)
+    this.progressAt = Date.now()
     if (this.strategy.onFailure === 'rollback') {
       this.direction = 'back'
       this.status = 'running'
@@ -84,14 +129,15 @@ export class Rollout {
 
   pause (): void {
     if (this.status !== 'running') return
-    this.pausedFrom = this.status
     this.status = 'paused'
     this.note('paused')
   }
 
   resume (): void {
     if (this.status !== 'paused') return
-    this.status = this.pausedFrom ?? 'running'
+    this.status = 'running'
+    // A pause does not count against progressDeadline (as in Kubernetes).
+    this.progressAt = Date.now()
     this.note('resumed')
   }
 
@@ -99,6 +145,7 @@ export class Rollout {
     if (!this.active) return
     this.aborted = true
     this.direction = 'back'
+    this.progressAt = Date.now()
     this.status = 'running'
     this.note(`aborted: rolling back to revision ${this.from.number} (${this.from.version})`)
   }
@@ -113,13 +160,13 @@ export class Rollout {
   note (message: string): void {
     const e = { at: new Date().toISOString(), message }
     this.events.push(e)
-    if (this.events.length > 500) this.events.splice(0, this.events.length - 500)
+    if (this.events.length > EVENTS_KEPT) this.events.splice(0, this.events.length - EVENTS_KEPT)
     for (const l of this.listeners) l(this, e)
   }
 
-  /** Records an instance transition; a new instance's start opens a batch when `newBatch`. */
+  /** Records an instance transition under the batch started last. */
   mark (instance: string, revision: number, state: string): void {
-    if (this.marks.length < 10_000) this.marks.push({ at: Date.now(), instance, revision, state, batch: this.batches })
+    if (this.marks.length < MARKS_KEPT) this.marks.push({ at: Date.now(), instance, revision, state, batch: this.batches })
   }
 
   subscribe (fn: (r: Rollout, e: RolloutEvent) => void): () => void {
@@ -127,7 +174,7 @@ export class Rollout {
     return () => this.listeners.delete(fn)
   }
 
-  view (): Record<string, unknown> {
+  view (): RolloutView {
     return {
       id: this.id,
       pool: this.pool,

@@ -1,5 +1,9 @@
 import type { Upstream } from './upstream.js'
 
+const ROUNDS_OF_SKIPS = 2
+/** The turn counter starts over long before it loses integer precision. */
+const TURN_WRAP = 1e9
+
 /**
  * Chooses an upstream among a pool's eligible ones. For a retry, `exclude` is
  * the upstream whose attempt just failed and `tried` every upstream this
@@ -55,9 +59,10 @@ export class RoundRobin implements Balancer {
         if (candidates.includes(u)) return u
       }
     }
-    for (let tries = 0; tries < n * 2; tries++) {
+    // Bounded: with every member slow-starting, the turn goes on after two rounds.
+    for (let tries = 0; tries < n * ROUNDS_OF_SKIPS; tries++) {
       const u = list[this.next++ % n]
-      if (this.next > 1e9) this.next = 0
+      if (this.next > TURN_WRAP) this.next = 0
       if (u.weight < 1 && Math.random() > u.weight) continue
       return u
     }

@@ -1,73 +1,78 @@
 import { DEFAULTS } from '../config/defaults.js'
-import type { PoolConfig } from '../config/types.js'
+import type { BalanceKind } from '../config/types.js'
 import { log } from '../log.js'
-import { PoolTraffic } from '../metrics/traffic.js'
+import { PoolCounters } from '../metrics/traffic.js'
 import { createBalancer, type Balancer } from './balancer.js'
 import type { Upstream } from './upstream.js'
 
+/** A slow-starting member begins at this share of a full member's traffic (Envoy's min_weight_percent). */
+const MIN_WEIGHT = 0.05
+/** Slow-start weights are recomputed this many times over the ramp, and at most every 50 ms. */
+const RAMP_STEPS = 20
+const MIN_RAMP_STEP_MS = 50
+
+/** A member as the table gives it: an upstream and when it began serving. */
+export interface Serving {
+  upstream: Upstream
+  /** ms epoch; its weight ramps from here over slowStart, the same in every data plane. */
+  servingSince: number
+}
+
 /**
- * The traffic side of a pool: which upstreams are in the balancer right now.
- * Everything that changes membership (health checks, passive ejection, the
- * rollout engine) goes through `add`/`remove`, so the hot path only reads one
- * array that is rebuilt on change.
+ * The traffic side of a pool in one data plane: which upstreams the balancer
+ * picks from right now. The members are set whole from the controller's
+ * table (`setMembers`); passive ejection is this data plane's own call. The
+ * hot path reads one array, rebuilt on change.
  */
 export class Pool {
-  readonly name: string
-  config: PoolConfig
-  /** Per-version traffic, second by second (rollout reports). */
-  readonly traffic = new PoolTraffic()
+  /** Per-version traffic counters (rollout reports, metrics). */
+  readonly traffic = new PoolCounters()
   private balancer: Balancer
-  /** Upstreams taking traffic (state `serving`), in insertion order. */
-  private members: Upstream[] = []
+  private balance: BalanceKind
+  private slowStart = 0
+  /** Upstreams taking traffic, in table order. */
+  private members: Serving[] = []
   /** The subset the balancer picks from: members not passively ejected. */
   private eligible: Upstream[] = []
-  private readonly slowStartTimers = new Map<Upstream, NodeJS.Timeout>()
+  private rampTimer: NodeJS.Timeout | undefined
   private readonly ejectTimers = new Set<NodeJS.Timeout>()
 
-  constructor (config: PoolConfig) {
-    this.name = config.name
-    this.config = config
-    this.balancer = createBalancer(config.balance)
+  constructor (readonly name: string, balance: BalanceKind) {
+    this.balance = balance
+    this.balancer = createBalancer(balance)
   }
 
-  /** Applies a reloaded config: the balancer kind may change, members stay. */
-  update (config: PoolConfig): void {
-    if (config.balance !== this.config.balance) this.balancer = createBalancer(config.balance)
-    this.config = config
+  /** The balancing kind may change with a reload; the members stay. */
+  setBalance (kind: BalanceKind): void {
+    if (kind === this.balance) return
+    this.balance = kind
+    this.balancer = createBalancer(kind)
+  }
+
+  /**
+   * The members serving from now on: one that is not among them gets no new
+   * request from this call on. Weights ramp over `slowStartMs` from each
+   * member's servingSince.
+   */
+  setMembers (members: readonly Serving[], slowStartMs: number, now = Date.now()): void {
+    this.members = [...members]
+    if (slowStartMs !== this.slowStart) {
+      // The ramp's step depends on slowStart: start it afresh.
+      clearInterval(this.rampTimer)
+      this.rampTimer = undefined
+      this.slowStart = slowStartMs
+    }
+    this.reweigh(now)
+    this.recompute()
   }
 
   pick (exclude?: Upstream, tried?: readonly Upstream[]): Upstream | undefined {
     return this.balancer.pick(this.eligible, exclude, tried)
   }
 
-  get serving (): readonly Upstream[] { return this.members }
+  get serving (): readonly Upstream[] { return this.members.map(m => m.upstream) }
 
-  has (u: Upstream): boolean { return this.members.includes(u) }
-
-  /** Puts an upstream into the balancer, ramping its weight over slowStart. */
-  add (u: Upstream, slowStartMs = this.config.rollout.slowStart): void {
-    if (this.members.includes(u)) return
-    u.state = 'serving'
-    this.members = [...this.members, u]
-    if (slowStartMs > 0 && this.members.length > 1) this.rampUp(u, slowStartMs)
-    this.recompute()
-  }
-
-  /** Takes an upstream out of the balancer: no new request reaches it from here on. */
-  remove (u: Upstream): void {
-    const t = this.slowStartTimers.get(u)
-    if (t !== undefined) { clearInterval(t); this.slowStartTimers.delete(u) }
-    if (!this.members.includes(u)) return
-    this.members = this.members.filter(m => m !== u)
-    this.recompute()
-  }
-
-  /** Sum of requests in flight over the members (scrape time, not hot path). */
-  get inflight (): number {
-    let n = 0
-    for (const m of this.members) n += m.inflight
-    return n
-  }
+  has (u: Upstream): boolean { return this.members.some(m => m.upstream === u) }
 
   /**
    * Passive health (nginx max_fails, Envoy outlier detection): an upstream
@@ -77,7 +82,7 @@ export class Pool {
   recordFailure (u: Upstream): void {
     u.failures++
     if (u.failures < DEFAULTS.ejection.consecutiveFailures || u.ejectedUntil > Date.now()) return
-    const ejected = this.members.filter(m => m.ejectedUntil > Date.now()).length
+    const ejected = this.members.filter(m => m.upstream.ejectedUntil > Date.now()).length
     if ((ejected + 1) * 100 > this.members.length * DEFAULTS.ejection.maxEjectedPercent) return
     u.ejectedUntil = Date.now() + DEFAULTS.ejection.duration
     log('warn', 'upstream ejected', { pool: this.name, upstream: u.address, failures: u.failures })
@@ -98,28 +103,34 @@ export class Pool {
   }
 
   close (): void {
-    for (const t of this.slowStartTimers.values()) clearInterval(t)
+    clearInterval(this.rampTimer)
+    this.rampTimer = undefined
     for (const t of this.ejectTimers) clearTimeout(t)
-    this.slowStartTimers.clear()
     this.ejectTimers.clear()
   }
 
   private recompute (): void {
     const now = Date.now()
-    const ok = this.members.filter(m => m.ejectedUntil <= now)
+    const ok: Upstream[] = []
+    for (const m of this.members) if (m.upstream.ejectedUntil <= now) ok.push(m.upstream)
     // If everything is ejected, use everything: a guess beats a 503.
-    this.eligible = ok.length > 0 ? ok : this.members
+    this.eligible = ok.length > 0 ? ok : this.members.map(m => m.upstream)
   }
 
-  private rampUp (u: Upstream, ms: number): void {
-    const started = Date.now()
-    u.weight = 0.05
-    const step = Math.max(50, Math.floor(ms / 20))
-    const timer = setInterval(() => {
-      u.weight = Math.min(1, Math.max(0.05, (Date.now() - started) / ms))
-      if (u.weight >= 1) { clearInterval(timer); this.slowStartTimers.delete(u) }
-    }, step)
-    timer.unref()
-    this.slowStartTimers.set(u, timer)
+  /** Slow start: weight = the share of slowStart served so far; recomputed on a timer while any member ramps. */
+  private reweigh (now: number): void {
+    let ramping = false
+    for (const m of this.members) {
+      const w = this.slowStart <= 0 ? 1 : Math.min(1, Math.max(MIN_WEIGHT, (now - m.servingSince) / this.slowStart))
+      m.upstream.weight = w
+      if (w < 1) ramping = true
+    }
+    if (ramping && this.rampTimer === undefined) {
+      this.rampTimer = setInterval(() => this.reweigh(Date.now()), Math.max(MIN_RAMP_STEP_MS, Math.floor(this.slowStart / RAMP_STEPS)))
+      this.rampTimer.unref()
+    } else if (!ramping && this.rampTimer !== undefined) {
+      clearInterval(this.rampTimer)
+      this.rampTimer = undefined
+    }
   }
 }

@@ -1,8 +1,6 @@
 import { Pool as UndiciPool } from 'undici'
 import { Outcome, type VersionTraffic } from '../metrics/traffic.js'
 
-export type InstanceState = 'starting' | 'ready' | 'serving' | 'draining' | 'stopped' | 'failed'
-
 export interface UpstreamOptions {
   id: string
   pool: string
@@ -19,9 +17,10 @@ export interface UpstreamOptions {
 
 /**
  * One backend address and everything the hot path needs about it: its
- * connection pool, in-flight count and pre-bound metric children. A static
- * server and a managed instance are both an Upstream; the driver that runs an
- * instance's process or container keeps its own record beside it.
+ * connection pool, in-flight count and its version's traffic counters. The
+ * data plane makes one per member of the table the controller publishes
+ * (src/worker/data-plane.ts); a static server and a managed instance are
+ * both one. Whether it serves is the table's business, not a field here.
  */
 export class Upstream {
   readonly id: string
@@ -33,10 +32,8 @@ export class Upstream {
   readonly version: string
   readonly revision: number
   readonly client: UndiciPool
-  readonly startedAt = new Date()
   readonly traffic: VersionTraffic
 
-  state: InstanceState = 'starting'
   /** Requests and upgraded connections in flight to this upstream. */
   inflight = 0
   /** Requests answered (any status) over its life. */
@@ -90,14 +87,16 @@ export class Upstream {
     this.traffic.record(status, seconds * 1e6, outcome)
   }
 
-  /** Resolves when nothing is in flight, or after `timeoutMs`; true if it drained. */
-  async waitIdle (timeoutMs: number): Promise<boolean> {
+  /** Resolves when nothing is in flight, or after `timeoutMs` (none: no limit); true if it drained. */
+  async waitIdle (timeoutMs?: number): Promise<boolean> {
     if (this.inflight === 0) return true
     return await new Promise<boolean>(resolve => {
-      const timer = setTimeout(() => {
-        this.idleWaiters = this.idleWaiters.filter(w => w !== done)
-        resolve(false)
-      }, timeoutMs)
+      const timer = timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+          this.idleWaiters = this.idleWaiters.filter(w => w !== done)
+          resolve(false)
+        }, timeoutMs)
       const done = (): void => { clearTimeout(timer); resolve(true) }
       this.idleWaiters.push(done)
     })

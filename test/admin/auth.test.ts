@@ -4,7 +4,7 @@ import { startBackend, type Backend } from '../helpers/backend.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config } from '../helpers/http.js'
 
-// SPEC §3: every route but GET /healthz needs the bearer token when one is
+// README "Admin API": every route but GET /healthz needs the bearer token when one is
 // configured; the answer without it is a 401 with one clear sentence, before
 // the route is even looked up (so an unknown path tells nothing either).
 
@@ -56,7 +56,7 @@ describe('admin API authentication', () => {
       for (const api of callers) {
         const r = await api.call(method, path)
         expect(r.status, `${method} ${path}`).toBe(401)
-        expect(r.body).toEqual({ error: 'a valid bearer token is required' })
+        expect(r.body).toEqual({ error: 'a valid bearer token is required', code: 'BATON_ERR_ADMIN_UNAUTHORIZED' })
         expect(r.headers.get('content-type')).toBe('application/json')
       }
       const basic = await adminApi(baton.adminUrl).call(method, path, { headers: { authorization: 'Basic c2VjcmV0' } })
@@ -68,7 +68,7 @@ describe('admin API authentication', () => {
     const api = adminApi(baton.adminUrl, 'secret')
     const pools = await api.get('/v1/pools')
     expect(pools.status).toBe(200)
-    expect(pools.body.pools.map((p: any) => p.name)).toEqual(['web'])
+    expect(pools.body.pools.map((p) => p.name)).toEqual(['web'])
     expect((await api.get('/v1/pools/web')).body).toMatchObject({ name: 'web', rollout: null })
     const metrics = await api.get('/metrics')
     expect(metrics.status).toBe(200)

@@ -4,7 +4,7 @@ import { claimPortRange } from '../helpers/ports.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, metric, sleep } from '../helpers/http.js'
 
-// SPEC §3: pause, resume and abort of the current rollout, and
+// README "Admin API": pause, resume and abort of the current rollout, and
 // POST /v1/pools/NAME/rollback to the previous revision.
 
 describe('admin API: controlling rollouts', () => {
@@ -31,7 +31,7 @@ describe('admin API: controlling rollouts', () => {
   it('refuses a rollback without a previous revision (409) and of an unknown pool (404)', async () => {
     const r = await api.post('/v1/pools/web/rollback')
     expect(r.status).toBe(409)
-    expect(r.body).toEqual({ error: 'pool "web" has no previous revision to roll back to' })
+    expect(r.body).toEqual({ error: 'pool "web" has no previous revision to roll back to', code: 'BATON_ERR_NO_PREVIOUS_REVISION' })
     expect((await api.post('/v1/pools/nope/rollback')).status).toBe(404)
     for (const action of ['pause', 'resume', 'abort']) {
       const c = await api.post(`/v1/rollouts/web-2-000000/${action}`)
@@ -47,15 +47,15 @@ describe('admin API: controlling rollouts', () => {
     const paused = await api.post(`/v1/rollouts/${id}/pause`)
     expect(paused.status).toBe(200)
     expect(paused.body).toMatchObject({ id, status: 'paused', error: null })
-    expect(paused.body.events.at(-1).message).toBe('paused')
+    expect(paused.body.events.at(-1)?.message).toBe('paused')
     expect((await api.post(`/v1/rollouts/${id}/pause`)).body.status).toBe('paused')
 
     // The instance already on its way comes up, but no old one is drained while paused.
-    await api.waitPool('web', p => p.instances.some((i: any) => i.version === 'v2' && i.state === 'serving'))
+    await api.waitPool('web', p => p.instances.some((i) => i.version === 'v2' && i.state === 'serving'))
     await sleep(1_000) // well past minReady (300ms): a running rollout would have drained a v1 by now
     const held = (await api.get('/v1/pools/web')).body
     expect(held.rollout).toBe(id)
-    expect(held.instances.filter((i: any) => i.version === 'v1' && i.state === 'serving')).toHaveLength(2)
+    expect(held.instances.filter((i) => i.version === 'v1' && i.state === 'serving')).toHaveLength(2)
     expect((await api.get(`/v1/rollouts/${id}`)).body.status).toBe('paused')
 
     const resumed = await api.post(`/v1/rollouts/${id}/resume`)
@@ -68,7 +68,7 @@ describe('admin API: controlling rollouts', () => {
     for (const action of ['pause', 'resume', 'abort']) {
       const late = await api.post(`/v1/rollouts/${id}/${action}`)
       expect(late.status).toBe(409)
-      expect(late.body).toEqual({ error: `rollout ${id} has finished (succeeded)` })
+      expect(late.body).toEqual({ error: `rollout ${id} has finished (succeeded)`, code: 'BATON_ERR_ROLLOUT_FINISHED' })
     }
   })
 
@@ -81,7 +81,7 @@ describe('admin API: controlling rollouts', () => {
     expect(aborted.body.direction).toBe('back')
     const done = await api.waitRollout(id, finished)
     expect(done.status).toBe('aborted')
-    expect(done.events.map((e: any) => e.message)).toContain('aborted: rolling back to revision 2 (v2)')
+    expect(done.events.map((e) => e.message)).toContain('aborted: rolling back to revision 2 (v2)')
     const pool = await api.waitPool('web', settledOn('v2'))
     expect(pool).toMatchObject({ revision: 2, version: 'v2', rollout: null })
     expect(await version()).toBe('v2')
@@ -107,7 +107,7 @@ describe('admin API: controlling rollouts', () => {
     expect(stuck.status).toBe('paused')
     expect(stuck.error).toMatch(/not ready within startTimeout/)
     const pool = (await api.get('/v1/pools/careful')).body
-    expect(pool.instances.filter((i: any) => i.version === 'v1' && i.state === 'serving')).toHaveLength(2)
+    expect(pool.instances.filter((i) => i.version === 'v1' && i.state === 'serving')).toHaveLength(2)
     expect((await api.post(`/v1/rollouts/${r.body.id}/abort`)).status).toBe(200)
     expect((await api.waitRollout(r.body.id, finished)).status).toBe('aborted')
     await api.waitPool('careful', settledOn('v1'))

@@ -4,9 +4,11 @@ import { adminApi, demoPool, finished, settledOn, type AdminApi } from '../helpe
 import { claimPortRange } from '../helpers/ports.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, metric, waitFor } from '../helpers/http.js'
+import { present } from '../helpers/views.js'
+import type { EventData } from '../helpers/views.js'
 
-// SPEC §3: pools, rollouts (202, G5's 409, 400 on bad bodies), the rollout
-// record, GET /v1/events during a rollout, and the rollout metrics (§4).
+// README "Admin API": pools, rollouts (202, G5's 409, 400 on bad bodies), the rollout
+// record, GET /v1/events during a rollout, and the rollout metrics (README "Metrics").
 
 /** Records GET /v1/events; `ready` resolves once the stream is open. */
 async function subscribe (adminUrl: string): Promise<{ messages: SseMessage[], close: () => void }> {
@@ -49,7 +51,7 @@ describe('admin API: pools and rollouts', () => {
       expect(i).toMatchObject({ version: 'v1', revision: 1, state: 'serving', inflight: 0 })
       expect(i.id).toMatch(/^web-1-/)
       expect(i.address).toMatch(/^127\.0\.0\.1:\d+$/)
-      const port = Number(i.address.split(':')[1])
+      const port = Number(present(i.address, 'an address').split(':')[1])
       expect(port >= from && port <= to).toBe(true)
       expect(typeof i.pid).toBe('number')
       expect(typeof i.requests).toBe('number')
@@ -60,7 +62,18 @@ describe('admin API: pools and rollouts', () => {
     expect(one.body).toMatchObject({ name: 'web', revision: 1, version: 'v1', size: 2, rollout: null })
     const unknown = await api.get('/v1/pools/nope')
     expect(unknown.status).toBe(404)
-    expect(unknown.body).toEqual({ error: 'no pool named "nope"' })
+    expect(unknown.body).toEqual({ error: 'no pool named "nope"', code: 'BATON_ERR_POOL_NOT_FOUND' })
+  })
+
+  it('answers a path that is not valid percent-encoding with a 400, not a logged 500', async () => {
+    for (const path of ['/v1/pools/%E0', '/v1/rollouts/%zz', '/v1/pools/%E0/rollouts']) {
+      const method = path.endsWith('rollouts') ? 'POST' : 'GET'
+      const r = await api.call(method, path)
+      expect(r.status, path).toBe(400)
+      expect(r.body, path).toEqual({ error: `the path ${path} is not valid percent-encoding`, code: 'BATON_ERR_ADMIN_BAD_PATH' })
+    }
+    expect(baton.lines.some(l => l.includes('admin request failed'))).toBe(false)
+    expect((await api.get('/v1/pools/web')).status).toBe(200)
   })
 
   it('refuses bad rollout bodies with a 400 naming the field, and starts nothing', async () => {
@@ -84,7 +97,7 @@ describe('admin API: pools and rollouts', () => {
     }
     const notJson = await api.call('POST', '/v1/pools/web/rollouts', { raw: '{"version": "v2",' })
     expect(notJson.status).toBe(400)
-    expect(notJson.body).toEqual({ error: 'the request body is not valid JSON' })
+    expect(notJson.body).toEqual({ error: 'the request body is not valid JSON', code: 'BATON_ERR_ADMIN_BAD_JSON' })
     const huge = await api.call('POST', '/v1/pools/web/rollouts', { raw: JSON.stringify({ version: 'x'.repeat(200_000) }) })
     expect(huge.status).toBe(413)
     expect(huge.body.error).toMatch(/over 65536 bytes/)
@@ -92,7 +105,7 @@ describe('admin API: pools and rollouts', () => {
     const unknownPool = await api.post('/v1/pools/nope/rollouts', { version: 'v2' })
     expect(unknownPool.status).toBe(404)
     expect((await api.get('/v1/rollouts/web-9-000000')).status).toBe(404)
-    expect((await api.get('/v1/rollouts/web-9-000000')).body).toEqual({ error: 'no rollout with id "web-9-000000"' })
+    expect((await api.get('/v1/rollouts/web-9-000000')).body).toEqual({ error: 'no rollout with id "web-9-000000"', code: 'BATON_ERR_ROLLOUT_NOT_FOUND' })
     // Nothing was started by any of these.
     expect((await api.get('/v1/pools/web')).body).toMatchObject({ revision: 1, version: 'v1', rollout: null })
     expect(await metric(baton.adminUrl, 'baton_rollouts_total')).toBe(0)
@@ -114,14 +127,14 @@ describe('admin API: pools and rollouts', () => {
       for (const body of [{ version: 'v3' }, {}]) {
         const again = await api.post('/v1/pools/web/rollouts', body)
         expect(again.status).toBe(409)
-        expect(again.body).toEqual({ error: `a rollout (${id}) is already running in pool "web"` })
+        expect(again.body).toEqual({ error: `a rollout (${id}) is already running in pool "web"`, code: 'BATON_ERR_ROLLOUT_RUNNING' })
       }
       expect((await api.post('/v1/pools/web/rollback')).status).toBe(409)
 
       const done = await api.waitRollout(id, finished)
       expect(done).toMatchObject({ id, status: 'succeeded', updated: 2, total: 2, error: null })
-      expect(Date.parse(done.finishedAt)).toBeGreaterThanOrEqual(Date.parse(done.startedAt))
-      expect(done.events.at(-1).message).toBe('succeeded')
+      expect(Date.parse(present(done.finishedAt, 'finishedAt'))).toBeGreaterThanOrEqual(Date.parse(done.startedAt))
+      expect(done.events.at(-1)?.message).toBe('succeeded')
       for (const e of done.events) expect(Number.isNaN(Date.parse(e.at))).toBe(false)
 
       const pool = await api.waitPool('web', settledOn('v2'))
@@ -130,10 +143,11 @@ describe('admin API: pools and rollouts', () => {
       expect(answer.version).toBe('v2')
 
       // The stream carried the instances' lives and the rollout's progress.
-      const seen = await waitFor((): any[] | false => {
-        const parsed = events.messages.map(m => ({ event: m.event, ...JSON.parse(m.data) }))
+      type Seen = EventData & { event: string }
+      const seen = await waitFor((): Seen[] | false => {
+        const parsed = events.messages.map(m => ({ event: m.event, ...JSON.parse(m.data) as EventData }))
         return parsed.some(e => e.event === 'rollout' && e.status === 'succeeded') && parsed.filter(e => e.event === 'instance' && e.state === 'stopped').length >= 2 && parsed
-      }, 10_000) as any[]
+      }, 10_000)
       const instanceEvents = seen.filter(e => e.event === 'instance')
       for (const e of instanceEvents) expect(e).toMatchObject({ type: 'instance', pool: 'web' })
       expect(instanceEvents.filter(e => e.version === 'v2' && e.state === 'starting')).toHaveLength(2)
@@ -156,8 +170,8 @@ describe('admin API: pools and rollouts', () => {
   it('applies a body\'s strategy to that rollout: maxSurge 2 starts both new instances at once', async () => {
     const r = await api.post('/v1/pools/web/rollouts', { version: 'v3', strategy: { maxSurge: 2 } })
     expect(r.status).toBe(202)
-    const starting = await api.waitPool('web', p => p.instances.filter((i: any) => i.version === 'v3').length === 2)
-    expect(starting.instances.filter((i: any) => i.version === 'v2' && i.state === 'serving')).toHaveLength(2)
+    const starting = await api.waitPool('web', p => p.instances.filter((i) => i.version === 'v3').length === 2)
+    expect(starting.instances.filter((i) => i.version === 'v2' && i.state === 'serving')).toHaveLength(2)
     expect((await api.waitRollout(r.body.id, finished)).status).toBe('succeeded')
     await api.waitPool('web', settledOn('v3'))
   })

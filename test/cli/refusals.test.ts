@@ -4,7 +4,7 @@ import { startBackend, type Backend } from '../helpers/backend.js'
 import { runCli, startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, deadPort } from '../helpers/http.js'
 
-// SPEC §1: client commands find the admin API through --admin or
+// README "Command line": client commands find the admin API through --admin or
 // BATON_ADMIN and send BATON_ADMIN_TOKEN; a refused or failed call prints one
 // clear line and exits non-zero, never a stack trace.
 

@@ -4,8 +4,10 @@ import { claimPortRange } from '../helpers/ports.js'
 import { CLI, ROOT, runCli, startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config } from '../helpers/http.js'
 import { startProc } from '../helpers/procs.js'
+import { present } from '../helpers/views.js'
+import type { PoolView } from '../helpers/views.js'
 
-// SPEC §1: baton rollout / status / pause / resume / abort / rollback
+// README "Command line": baton rollout / status / pause / resume / abort / rollback
 // against a real baton running a managed pool of the demo app.
 
 describe('CLI: rollouts of a managed pool', () => {
@@ -36,10 +38,10 @@ describe('CLI: rollouts of a managed pool', () => {
 
     const json = await cli('status', '--json')
     expect(json.code).toBe(0)
-    const all = JSON.parse(json.stdout)
+    const all: { pools: PoolView[] } = JSON.parse(json.stdout)
     expect(all.pools).toHaveLength(1)
     expect(all.pools[0]).toMatchObject({ name: 'web', revision: 1, version: 'v1', size: 2, rollout: null })
-    expect(all.pools[0].instances.map((i: any) => i.id).sort()).toEqual((await api.get('/v1/pools/web')).body.instances.map((i: any) => i.id).sort())
+    expect(all.pools[0].instances.map((i) => i.id).sort()).toEqual((await api.get('/v1/pools/web')).body.instances.map((i) => i.id).sort())
     const one = JSON.parse((await cli('status', 'web', '--json')).stdout)
     expect(one).toMatchObject({ name: 'web', version: 'v1' })
   })
@@ -97,7 +99,7 @@ describe('CLI: rollouts of a managed pool', () => {
 
   it('pause, resume and abort a watched rollout: the watch follows and exits 1 on the abort', async () => {
     const watch = startProc(process.execPath, [CLI, 'rollout', 'web', '--version', 'v4', '--env', 'READY_DELAY=2000', '--watch'], { cwd: ROOT, env: { ...process.env, ...env } })
-    const first = await watch.waitLine(l => typeof l === 'string' && l.includes('rollout web-4-'), 15_000) as string
+    const first = present((await watch.waitLine(l => l.text?.includes('rollout web-4-') === true, 15_000)).text, 'the first line')
     const m = /^\[ +\d+\.\ds\] rollout (web-4-[0-9a-f]{6}): pool web, revision 3 \(v3\) -> revision 4 \(v4\), 2 instance\(s\)$/.exec(first)
     expect(m, first).not.toBeNull()
     const id = m![1]

@@ -133,6 +133,27 @@ const valueCases: Case[] = [
     ]
   },
   {
+    name: 'historyLimit: a whole number of rollouts, at least 1',
+    text: yaml`
+      listen:
+        - port: 8080
+      pools:
+        web:
+          size: 1
+          process: { command: node app.js, ports: 41000-41999 }
+          rollout: { historyLimit: 0 }
+        api:
+          size: 1
+          process: { command: node app.js, ports: 42000-42999 }
+          rollout: { historyLimit: 2.5 }
+      routes: [{ match: { pathPrefix: / }, pool: web }]
+    `,
+    errors: [
+      '7:30 pools.web.rollout.historyLimit: at least 1',
+      '11:30 pools.api.rollout.historyLimit: expected a whole number of rollouts'
+    ]
+  },
+  {
     name: 'a duplicate key (YAML unique keys)',
     text: yaml`
       listen:

@@ -84,23 +84,24 @@ const mutation: fc.Arbitrary<Mutation> = fc.record({
 })
 
 function apply (root: Record<string, unknown>, m: Mutation): void {
-  let parent: any = root
+  let parent: unknown = root
   for (const seg of m.path.slice(0, -1)) {
     if (parent === null || typeof parent !== 'object') return
-    parent = parent[seg]
+    parent = (parent as Record<string | number, unknown>)[seg]
   }
   if (parent === null || typeof parent !== 'object') return
+  const node = parent as Record<string | number, unknown>
   const key = m.path[m.path.length - 1]
-  if (!(key in parent)) return
+  if (!(key in node)) return
   if (m.kind === 'drop') {
-    if (Array.isArray(parent)) parent.splice(Number(key), 1)
-    else delete parent[key]
+    if (Array.isArray(node)) node.splice(Number(key), 1)
+    else delete node[key]
   } else if (m.kind === 'set') {
-    parent[key] = m.value
-  } else if (!Array.isArray(parent)) {
-    const v = parent[key]
-    delete parent[key]
-    parent[m.name] = v
+    node[key] = m.value
+  } else if (!Array.isArray(node)) {
+    const v = node[key]
+    delete node[key]
+    node[m.name] = v
   }
 }
 
@@ -113,7 +114,7 @@ describe('fuzzing parseConfig', () => {
     fc.assert(fc.property(fc.string({ maxLength: 200, unit: 'binary' }), text => checkProblems(text, outcome(text))), { numRuns: RUNS })
   }, TIMEOUT)
 
-  it('random mutations of the SPEC example: drop keys, wrong types, random strings and keys', () => {
+  it('random mutations of the reference example: drop keys, wrong types, random strings and keys', () => {
     fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), muts => {
       const obj = structuredClone(SPEC_OBJECT)
       for (const m of muts) apply(obj, m)
@@ -126,8 +127,8 @@ describe('fuzzing parseConfig', () => {
     // A map where the example has a scalar or a list is always wrong, and the
     // problem names that key (or a key under it).
     const leaves = ALL_PATHS.filter(p => {
-      let v: any = SPEC_OBJECT
-      for (const s of p) v = v[s]
+      let v: unknown = SPEC_OBJECT
+      for (const s of p) v = (v as Record<string | number, unknown>)[s]
       return v === null || typeof v !== 'object'
     })
     fc.assert(fc.property(fc.constantFrom(...leaves), path => {

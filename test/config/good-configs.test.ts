@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { expectProblems, problemsOf, valid, yaml } from './helpers.js'
+import { dockerOf, expectProblems, problemsOf, processOf, serversOf, valid, yaml } from './helpers.js'
 import { SPEC_EXAMPLE } from './spec-example.js'
 
 const READINESS_DEFAULTS = { path: '/ready', interval: 250, timeout: 1000, successThreshold: 1, failureThreshold: 3, startTimeout: 30_000 }
 
-describe('the SPEC §2 example', () => {
+describe('the reference example', () => {
   it('validates with all three pool kinds, normalised and defaulted', () => {
     const cfg = valid(SPEC_EXAMPLE)
     expect(cfg.file).toBe('baton.yaml')
@@ -20,7 +20,7 @@ describe('the SPEC §2 example', () => {
 
     const { web, worker, api } = cfg.pools
     expect(web).toMatchObject({ name: 'web', kind: 'process', size: 3, balance: 'least-request', version: 'v1' })
-    expect(web.process).toEqual({
+    expect(processOf(web).process).toEqual({
       command: 'node scripts/demo-app.mjs',
       cwd: '.',
       env: { PORT: '{port}', APP_VERSION: '{version}' },
@@ -36,11 +36,12 @@ describe('the SPEC §2 example', () => {
       stopSignal: 'SIGTERM',
       stopTimeout: 10_000,
       progressDeadline: 600_000,
-      onFailure: 'rollback'
+      onFailure: 'rollback',
+      historyLimit: 50
     })
 
     expect(worker).toMatchObject({ kind: 'docker', size: 4, version: '1.4.2', balance: 'least-request' })
-    expect(worker.docker).toEqual({
+    expect(dockerOf(worker).docker).toEqual({
       engines: ['unix:///var/run/docker.sock'],
       image: 'registry.example.com/shop:{version}',
       port: 8080,
@@ -80,7 +81,7 @@ describe('defaults and normal forms', () => {
           process: { command: [node, app.js, --port, "{port}"], ports: 41000-41003 }
     `)
     const web = cfg.pools.web
-    expect(web.process).toEqual({ command: ['node', 'app.js', '--port', '{port}'], cwd: '.', env: {}, ports: { from: 41000, to: 41003 } })
+    expect(processOf(web).process).toEqual({ command: ['node', 'app.js', '--port', '{port}'], cwd: '.', env: {}, ports: { from: 41000, to: 41003 } })
     expect(web.readiness).toEqual(READINESS_DEFAULTS)
     expect(web.rollout).toMatchObject({ maxSurge: 1, maxUnavailable: 0, stopSignal: 'SIGTERM', stopTimeout: 10_000, progressDeadline: 600_000 })
   })
@@ -138,8 +139,8 @@ describe('defaults and normal forms', () => {
     expect(cfg.listen).toEqual([{ host: '::', port: 8080 }, { host: '::1', port: 8443 }])
     expect(cfg.admin).toMatchObject({ host: '::1', port: 9901 })
     expect(cfg.routes[0]).toEqual({ host: '*.example.com', pathPrefix: undefined, pool: 'api' })
-    expect(cfg.pools.api.servers).toEqual(['[::1]:3000', 'backend.internal:3001'])
-    expect(cfg.pools.worker.docker?.engines).toHaveLength(2)
+    expect(serversOf(cfg.pools.api).servers).toEqual(['[::1]:3000', 'backend.internal:3001'])
+    expect(dockerOf(cfg.pools.worker).docker.engines).toHaveLength(2)
   })
 
   it('an admin API off loopback is fine with a token', () => {
@@ -158,7 +159,7 @@ describe('defaults and normal forms', () => {
           process: { command: x, ports: 41000-41001, env: { A: 007, B: 1e3, C: true } }
     `)
     expect(cfg.pools.web.version).toBe('1.10')
-    expect(cfg.pools.web.process?.env).toEqual({ A: '007', B: '1e3', C: 'true' })
+    expect(processOf(cfg.pools.web).process.env).toEqual({ A: '007', B: '1e3', C: 'true' })
     expect(cfg.admin.token).toBe('0123')
   })
 
@@ -198,7 +199,7 @@ describe('${VAR} substitution', () => {
     expect(cfg.listen[0].port).toBe(8080)
     expect(cfg.pools.web.size).toBe(2)
     expect(cfg.pools.web.version).toBe('v')
-    expect(cfg.pools.web.process).toMatchObject({
+    expect(processOf(cfg.pools.web).process).toMatchObject({
       command: "sh -c 'echo ${HOME}'",
       env: { GREETING: 'hello world', V: '' },
       ports: { from: 41000, to: 41999 }
@@ -209,7 +210,7 @@ describe('${VAR} substitution', () => {
     const cfg = valid(text, { PORT: '9000', SIZE: '3', V: '1.10', GREETING: 'hi', PORTS: '5000-5009' })
     expect(cfg.listen[0].port).toBe(9000)
     expect(cfg.pools.web.size).toBe(3)
-    expect(cfg.pools.web.process).toMatchObject({ env: { GREETING: 'hi', V: '1.10' }, ports: { from: 5000, to: 5009 } })
+    expect(processOf(cfg.pools.web).process).toMatchObject({ env: { GREETING: 'hi', V: '1.10' }, ports: { from: 5000, to: 5009 } })
   })
 
   it('an empty variable counts as unset, like ${VAR:-default} in a shell', () => {

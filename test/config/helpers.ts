@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest'
 import { ConfigError, type ConfigProblem } from '../../src/config/errors.js'
 import { parseConfig } from '../../src/config/load.js'
-import type { Config } from '../../src/config/types.js'
+import type { Config, DockerPoolConfig, PoolConfig, ProcessPoolConfig, StaticPoolConfig } from '../../src/config/types.js'
 
 /**
  * Template tag for YAML in tests: drops the first line break and the common
@@ -65,4 +65,20 @@ export function runCases (cases: Case[]): void {
   it.each(cases)('$name', ({ text, errors, env }) => {
     expectProblems(problemsOf(text, env ?? {}), errors)
   })
+}
+
+const notA = (kind: string, p: PoolConfig | undefined): Error => new Error(`expected a ${kind} pool, got ${p === undefined ? 'none' : p.kind}`)
+
+/** The pool as the kind it must be (the test fails otherwise). */
+export function processOf (p: PoolConfig | undefined): ProcessPoolConfig {
+  if (p?.kind !== 'process') throw notA('process', p)
+  return p
+}
+export function dockerOf (p: PoolConfig | undefined): DockerPoolConfig {
+  if (p?.kind !== 'docker') throw notA('docker', p)
+  return p
+}
+export function serversOf (p: PoolConfig | undefined): StaticPoolConfig {
+  if (p?.kind !== 'static') throw notA('static', p)
+  return p
 }

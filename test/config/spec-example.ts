@@ -1,6 +1,6 @@
 import { yaml } from './helpers.js'
 
-/** The example of SPEC §2, verbatim (comments included). */
+/** The reference config example, with its comments: every kind of pool and most keys (README "Config reference" has a longer one). */
 export const SPEC_EXAMPLE = yaml`
   listen:
     - port: 8080                 # host defaults to 0.0.0.0; several listeners allowed

@@ -6,6 +6,7 @@ import { deadPort, waitFor } from '../helpers/http.js'
 import { startLoad } from '../helpers/load.js'
 import { getPool, waitPool } from '../helpers/pool.js'
 import { buildImages, copyImages, DOCKER_TESTS, dockerConfig, makeTls, removePool, running, startDaemon, stopDaemon, type Daemon, type TlsFiles } from './helpers.js'
+import type { InstanceView, PoolView } from '../helpers/views.js'
 
 /**
  * Two engines (two dockerds, each with its own socket and data root; baton
@@ -17,8 +18,8 @@ import { buildImages, copyImages, DOCKER_TESTS, dockerConfig, makeTls, removePoo
 
 const SECOND = { run: '/run/baton-ci-e2', data: '/var/lib/baton-ci-docker-e2' }
 let second = { ...SECOND, args: '' }
-const serving = (p: any): any[] => p.instances.filter((i: any) => i.state === 'serving')
-const live = (p: any): any[] => p.instances.filter((i: any) => i.state !== 'failed')
+const serving = (p: PoolView): InstanceView[] => p.instances.filter(i => i.state === 'serving')
+const live = (p: PoolView): InstanceView[] => p.instances.filter(i => i.state !== 'failed')
 
 describe.skipIf(!DOCKER_TESTS)('docker pool on two engines', () => {
   let d1: Daemon | undefined
@@ -86,7 +87,7 @@ describe.skipIf(!DOCKER_TESTS)('docker pool on two engines', () => {
     for (const pid of pids) process.kill(pid, 'SIGKILL')
 
     const after = await waitPool(baton.adminUrl, p => serving(p).length === 4 && live(p).length === 4 &&
-      !p.instances.some((i: any) => lost.has(i.id) && i.state !== 'failed'), 45_000)
+      !p.instances.some((i) => lost.has(i.id) && i.state !== 'failed'), 45_000)
     const replacedMs = Date.now() - t0
     await new Promise(resolve => setTimeout(resolve, 1000))
     const result = await load.stop()
@@ -96,11 +97,11 @@ describe.skipIf(!DOCKER_TESTS)('docker pool on two engines', () => {
     expect(result.samples).toEqual([])
     expect(result.failed).toBe(0)
     expect(result.sent).toBeGreaterThan(200)
-    for (const i of after.instances.filter((x: any) => lost.has(x.id))) expect(i.state).toBe('failed')
+    for (const i of after.instances.filter((x) => lost.has(x.id))) expect(i.state).toBe('failed')
 
     // All 4 now run on engine 1, and baton starts none on the dead one.
     const now1 = await running(d1!)
-    expect(now1.map(c => c.labels['baton.instance']).sort()).toEqual(serving(after).map((i: any) => i.id).sort())
+    expect(now1.map(c => c.labels['baton.instance']).sort()).toEqual(serving(after).map((i) => i.id).sort())
     expect(baton.lines.filter(l => l.includes('instance container started') && l.includes(tcpUrl))).toHaveLength(2)
 
     // The daemon comes back (empty: its data root was a tmpfs): baton sees it answer again.

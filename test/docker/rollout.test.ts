@@ -3,6 +3,7 @@ import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { startLoad, type LoadOptions } from '../helpers/load.js'
 import { demoConfig, getPool, startRollout, waitPool, waitRollout } from '../helpers/pool.js'
 import { buildImages, DOCKER_TESTS, dockerConfig, removePool, running, startDaemon, stopDaemon, waitContainers, type Daemon } from './helpers.js'
+import { present, type InstanceView, type PoolView, type RolloutAnswer } from '../helpers/views.js'
 
 /**
  * A docker pool on a real dockerd (host networking: this machine's daemon has
@@ -14,12 +15,12 @@ import { buildImages, DOCKER_TESTS, dockerConfig, removePool, running, startDaem
 /** Mixed load, as in test/rollout/zero-downtime.test.ts; LIGHT: keep-alive GETs only (no slow request holds a drain). */
 const LOAD: LoadOptions = { keepAlive: 4, close: 2, posts: 2, postBytes: 16_384, slow: 2, slowMs: 2000, maxMs: 120_000 }
 const LIGHT: LoadOptions = { keepAlive: 2, maxMs: 120_000 }
-const serving = (p: any): any[] => p.instances.filter((i: any) => i.state === 'serving')
+const serving = (p: PoolView): InstanceView[] => p.instances.filter(i => i.state === 'serving')
 /** Status keeps the last failed instances too: these are the others. */
-const live = (p: any): any[] => p.instances.filter((i: any) => i.state !== 'failed')
+const live = (p: PoolView): InstanceView[] => p.instances.filter(i => i.state !== 'failed')
 
 /** Rolls the pool to `version` under `o`; the rollout's time from POST to succeeded, and the load's counts. */
-async function timedRollout (baton: RunningBaton, version: string, o: LoadOptions, env?: Record<string, string>): Promise<{ ms: number, done: any, result: Awaited<ReturnType<ReturnType<typeof startLoad>['stop']>> }> {
+async function timedRollout (baton: RunningBaton, version: string, o: LoadOptions, env?: Record<string, string>): Promise<{ ms: number, done: RolloutAnswer, result: Awaited<ReturnType<ReturnType<typeof startLoad>['stop']>> }> {
   const load = startLoad(baton.url, o)
   await new Promise(resolve => setTimeout(resolve, 1000))
   const t0 = Date.now()
@@ -57,16 +58,15 @@ describe.skipIf(!DOCKER_TESTS)('docker pool: rollouts, rollback, a killed contai
     for (const c of list) {
       const info = await d!.engine.inspect(c.id)
       const labels = info.Config.Labels ?? {}
-      const inst = pool.instances.find((i: any) => i.id === labels['baton.instance'])
-      expect(inst, `container ${c.id} with labels ${JSON.stringify(labels)}`).toBeDefined()
+      const inst = present(pool.instances.find(i => i.id === labels['baton.instance']), `the instance of container ${c.id} with labels ${JSON.stringify(labels)}`)
       expect(labels['baton.pool']).toBe('web')
       expect(labels['baton.revision']).toBe('1')
       expect(labels['baton.spec']).toMatch(/^[0-9a-f]{16}$/)
       expect(info.HostConfig.NetworkMode).toBe('host')
-      expect((info.HostConfig as any).Init).toBe(true)
+      expect(info.HostConfig.Init).toBe(true)
       expect(info.Config.Image).toBe('baton-demo:v1')
-      expect((info.Config as any).Env).toContain(`PORT=${labels['baton.port']}`)
-      expect((info.Config as any).Env).toContain('APP_VERSION=v1')
+      expect(info.Config.Env).toContain(`PORT=${labels['baton.port']}`)
+      expect(info.Config.Env).toContain('APP_VERSION=v1')
       expect(inst.address).toBe(`127.0.0.1:${labels['baton.port']}`)
       expect(inst.pid).toBeNull()
       // The container's stdout and stderr, one baton log line per line.
@@ -89,7 +89,7 @@ describe.skipIf(!DOCKER_TESTS)('docker pool: rollouts, rollback, a killed contai
     expect(result.samples).toEqual([])
     expect(result.failed).toBe(0)
     expect(result.sent).toBeGreaterThan(100)
-    expect(serving(pool).every((i: any) => i.version === 'v1')).toBe(true)
+    expect(serving(pool).every((i) => i.version === 'v1')).toBe(true)
     // The never-ready containers are gone: 4 running, all v1.
     const list = await waitContainers(d!, 4)
     expect(list.map(c => c.Labels?.['baton.version'])).toEqual(['v1', 'v1', 'v1', 'v1'])
@@ -120,7 +120,7 @@ describe.skipIf(!DOCKER_TESTS)('docker pool: rollouts, rollback, a killed contai
     expect(result.versions.v1).toBeGreaterThan(0)
     expect(result.versions.v2).toBeGreaterThan(0)
     const pool = await getPool(baton!.adminUrl)
-    expect(serving(pool).filter((i: any) => i.version === 'v2')).toHaveLength(4)
+    expect(serving(pool).filter((i) => i.version === 'v2')).toHaveLength(4)
     expect(pool.revision).toBe(4)
     // Stopped containers are removed: only the 4 of v2 are left.
     const list = await waitContainers(d!, 4)
@@ -134,15 +134,15 @@ describe.skipIf(!DOCKER_TESTS)('docker pool: rollouts, rollback, a killed contai
     await new Promise(resolve => setTimeout(resolve, 1000))
     await d!.engine.kill(victim.id, 'SIGKILL')
     const after = await waitPool(baton!.adminUrl, p => serving(p).length === 4 && live(p).length === 4 &&
-      !serving(p).some((i: any) => i.id === victim.labels['baton.instance']), 30_000)
+      !serving(p).some((i) => i.id === victim.labels['baton.instance']), 30_000)
     await new Promise(resolve => setTimeout(resolve, 1000))
     const result = await load.stop()
     console.log(`container killed: ${result.sent} GETs sent, ${result.failed} failed`)
     expect(result.samples).toEqual([])
     expect(result.failed).toBe(0)
     expect(result.sent).toBeGreaterThan(100)
-    expect(serving(after).filter((i: any) => !serving(before).some((b: any) => b.id === i.id))).toHaveLength(1)
-    expect(after.instances.find((i: any) => i.id === victim.labels['baton.instance'])?.failure).toBe('exited on SIGKILL')
+    expect(serving(after).filter((i) => !serving(before).some((b) => b.id === i.id))).toHaveLength(1)
+    expect(after.instances.find((i) => i.id === victim.labels['baton.instance'])?.failure).toBe('exited on SIGKILL')
     // The killed container was removed; a new one runs in its place.
     const list = await waitContainers(d!, 4)
     expect(list.map(c => c.Id)).not.toContain(victim.id)
@@ -154,7 +154,7 @@ describe.skipIf(!DOCKER_TESTS)('docker pool: rollouts, rollback, a killed contai
     const starts = baton!.lines.flatMap(l => { try { const j = JSON.parse(l); return j.msg === 'instance container started' ? [j.ms as number] : [] } catch { return [] } })
     console.log(`docker rollout of 4 under light load: ${ms} ms; ${result.sent} requests sent, ${result.failed} failed; ` +
       `create+start+inspect of a container: ${Math.min(...starts)}-${Math.max(...starts)} ms (mean ${Math.round(starts.reduce((a, b) => a + b, 0) / starts.length)}, ${starts.length} containers)`)
-    expect(done.status).toBe('succeeded')
+    expect(done.status, `${String(done.error)}: ${done.events.map(e => e.message).join(' | ')}`).toBe('succeeded')
     expect(result.failed).toBe(0)
   }, 120_000)
 

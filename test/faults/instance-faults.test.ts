@@ -5,6 +5,7 @@ import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { metric, waitFor } from '../helpers/http.js'
 import { startLoad } from '../helpers/load.js'
 import { demoConfig, getPool, isAlive, startRollout, waitPool, waitRollout } from '../helpers/pool.js'
+import { present } from '../helpers/views.js'
 
 /**
  * Sends GET /slow?ms=60000 through baton, one at a time, until each of the
@@ -15,7 +16,7 @@ async function holdEveryInstance (url: string, adminUrl: string, n: number): Pro
   const reqs: ClientRequest[] = []
   const settled: string[] = []
   let aborting = false
-  const inflight = async (): Promise<number[]> => (await getPool(adminUrl)).instances.map((i: any) => i.inflight as number)
+  const inflight = async (): Promise<number[]> => (await getPool(adminUrl)).instances.map(i => i.inflight)
   for (let k = 0; k < 3 * n && (await inflight()).some(x => x === 0); k++) {
     const req = request(`${url}/slow?ms=60000`, { agent: false }, res => {
       settled.push(`hold ${k}: ${String(res.statusCode)}`)
@@ -52,21 +53,21 @@ describe('faults during rollouts', () => {
     baton = await startBaton(demoConfig({ size: 3 }))
     await underLoad(async () => {
       const r = await startRollout(baton!.adminUrl, { version: 'v2', env: { READY_DELAY: '3000' } })
-      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i: any) => i.version === 'v2' && i.pid !== null))
-      process.kill(p.instances.find((i: any) => i.version === 'v2').pid, 'SIGKILL')
+      const p = await waitPool(baton!.adminUrl, p => p.instances.some((i) => i.version === 'v2' && i.pid !== null))
+      process.kill(present(p.instances.find(i => i.version === 'v2')?.pid, 'the pid of a v2 instance'), 'SIGKILL')
       const done = await waitRollout(baton!.adminUrl, r.id)
       expect(done.status).toBe('rolled_back')
       expect(done.error).toMatch(/SIGKILL/)
     })
     const p = await getPool(baton.adminUrl)
-    expect(p.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(3)
+    expect(p.instances.filter((i) => i.state === 'serving' && i.version === 'v1')).toHaveLength(3)
   }, 60_000)
 
   it('kill -9 of an old instance while it drains slow requests: they are retried, the rollout goes on', async () => {
     // The state to reach, made to happen rather than caught: every v1
     // instance holds a request that outlasts any rollout step (60 s), so the
     // first v1 to drain is draining with it in flight until we kill it.
-    const config = demoConfig({ size: 3, rollout: { drainTimeout: '90s' } }) as any
+    const config = demoConfig({ size: 3, rollout: { drainTimeout: '90s' } })
     config.pools.web.balance = 'round-robin'
     baton = await startBaton(config)
     const holds = await holdEveryInstance(baton.url, baton.adminUrl, 3)
@@ -74,12 +75,12 @@ describe('faults during rollouts', () => {
       await underLoad(async () => {
         const retriesBefore = await metric(baton!.adminUrl, 'baton_retries_total', { pool: 'web' })
         const r = await startRollout(baton!.adminUrl, { version: 'v2' })
-        const p = await waitPool(baton!.adminUrl, p => p.instances.some((i: any) => i.version === 'v1' && i.state === 'draining' && i.inflight > 0), 50_000)
-        const victim = p.instances.find((i: any) => i.version === 'v1' && i.state === 'draining')
-        process.kill(victim.pid, 'SIGKILL')
+        const p = await waitPool(baton!.adminUrl, p => p.instances.some(i => i.version === 'v1' && i.state === 'draining' && i.inflight > 0), 50_000)
+        const victim = present(p.instances.find(i => i.version === 'v1' && i.state === 'draining'), 'a draining v1 instance')
+        process.kill(present(victim.pid, 'its pid'), 'SIGKILL')
         // Its hold was reset before any answer byte: a GET, retried on another instance.
         await waitFor(async () => await metric(baton!.adminUrl, 'baton_retries_total', { pool: 'web' }) > retriesBefore, 10_000)
-        await waitPool(baton!.adminUrl, p => !p.instances.some((i: any) => i.id === victim.id && i.state === 'draining'))
+        await waitPool(baton!.adminUrl, p => !p.instances.some(i => i.id === victim.id && i.state === 'draining'))
         expect(holds.settled()).toEqual([])
         // The other v1 instances would drain for the rest of their hold: it has done its part.
         holds.abort()
@@ -92,7 +93,7 @@ describe('faults during rollouts', () => {
 
   it('an app that ignores SIGTERM is killed at stopTimeout', async () => {
     baton = await startBaton(demoConfig({ size: 2, env: { IGNORE_TERM: '1' }, rollout: { stopTimeout: '1s' } }))
-    const old = (await getPool(baton.adminUrl)).instances.map((i: any) => i.pid)
+    const old = (await getPool(baton.adminUrl)).instances.map(i => present(i.pid, 'a pid'))
     await underLoad(async () => {
       const r = await startRollout(baton!.adminUrl, { version: 'v2' })
       expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
@@ -114,8 +115,8 @@ describe('faults during rollouts', () => {
   }, 60_000)
 
   it('ports taken by a foreign process are skipped', async () => {
-    const config = demoConfig({ size: 2 }) as any
-    const [from] = (config.pools.web.process.ports as string).split('-').map(Number)
+    const config = demoConfig({ size: 2 })
+    const [from] = config.pools.web.process.ports.split('-').map(Number)
     // Take the ports right after the two the first instances get (one that
     // something else holds already is just as taken).
     const squatters: Server[] = []
@@ -133,7 +134,7 @@ describe('faults during rollouts', () => {
         const r = await startRollout(baton!.adminUrl, { version: 'v2' })
         expect((await waitRollout(baton!.adminUrl, r.id)).status).toBe('succeeded')
       })
-      const ports = (await getPool(baton.adminUrl)).instances.map((i: any) => Number(i.address.split(':')[1]))
+      const ports = (await getPool(baton.adminUrl)).instances.map(i => Number(present(i.address, 'an address').split(':')[1]))
       expect(ports).not.toContain(from + 2)
       expect(ports).not.toContain(from + 3)
     } finally {
@@ -157,7 +158,7 @@ describe('faults during rollouts', () => {
       // A broken version is no port race: its start fails at once, never retried.
       expect(baton.lines.filter(l => l.includes('instance port was taken'))).toEqual([])
       const p = await getPool(baton.adminUrl)
-      expect(p.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
+      expect(p.instances.filter((i) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
     }, 60_000)
   }
 })

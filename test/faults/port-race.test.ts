@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { startLoad } from '../helpers/load.js'
-import { demoConfig, getPool, isAlive, startRollout, waitRollout } from '../helpers/pool.js'
+import { demoConfig, getPool, isAlive, startRollout, waitRollout, type DemoConfig } from '../helpers/pool.js'
+import { present, type RolloutAnswer } from '../helpers/views.js'
 
 const RETRY = 'instance port was taken; retrying on another port'
 
@@ -36,14 +37,14 @@ describe('a port taken between baton’s check and the app’s bind', () => {
     try { return JSON.parse(readFileSync(marker, 'utf8')) } catch { return undefined }
   }
 
-  function racyConfig (size: number, env: Record<string, string> = {}): Record<string, any> {
-    const config = demoConfig({ size, env }) as Record<string, any>
+  function racyConfig (size: number, env: Record<string, string> = {}): DemoConfig {
+    const config = demoConfig({ size, env })
     config.pools.web.process.command = 'node test/fixtures/take-port-once.mjs'
     return config
   }
 
   const retries = (): string[] => baton!.lines.filter(l => l.includes(RETRY))
-  const ports = async (): Promise<number[]> => (await getPool(baton!.adminUrl)).instances.map((i: any) => Number(i.address.split(':')[1]))
+  const ports = async (): Promise<number[]> => (await getPool(baton!.adminUrl)).instances.map(i => Number(present(i.address, 'an address').split(':')[1]))
 
   it('during a rollout under load: the instance starts on another port, the rollout succeeds, nothing lost', async () => {
     baton = await startBaton(racyConfig(4))
@@ -65,7 +66,7 @@ describe('a port taken between baton’s check and the app’s bind', () => {
     expect(retries()).toHaveLength(1)
     expect(JSON.parse(retries()[0])).toMatchObject({ version: 'v2', port: held!.port, retry: 1 })
     const p = await getPool(baton.adminUrl)
-    expect(p.instances.map((i: any) => `${String(i.version)} ${String(i.state)}`)).toEqual(Array(4).fill('v2 serving'))
+    expect(p.instances.map((i) => `${String(i.version)} ${String(i.state)}`)).toEqual(Array(4).fill('v2 serving'))
     expect(await ports()).not.toContain(held!.port)
   }, 60_000)
 
@@ -76,14 +77,14 @@ describe('a port taken between baton’s check and the app’s bind', () => {
     expect(retries()).toHaveLength(1)
     expect(JSON.parse(retries()[0])).toMatchObject({ port: held!.port })
     const p = await getPool(baton.adminUrl)
-    expect(p.instances.map((i: any) => i.state)).toEqual(['serving', 'serving'])
+    expect(p.instances.map((i) => i.state)).toEqual(['serving', 'serving'])
     expect(await ports()).not.toContain(held!.port)
   }, 60_000)
 
   it('an app that keeps saying EADDRINUSE is retried 3 times, then its start fails and the rollout is rolled back', async () => {
     baton = await startBaton(demoConfig({ size: 2 }))
     const load = startLoad(baton.url, { keepAlive: 4, close: 1 })
-    let done: any
+    let done: RolloutAnswer | undefined
     try {
       const r = await startRollout(baton.adminUrl, {
         version: 'v2',
@@ -95,10 +96,10 @@ describe('a port taken between baton’s check and the app’s bind', () => {
       console.log(`EADDRINUSE every time: ${res.sent} requests sent, ${res.failed} failed`)
       expect(res.failed).toBe(0)
     }
-    expect(done.status).toBe('rolled_back')
-    expect(done.error).toMatch(/exited with code 1/)
+    expect(done?.status).toBe('rolled_back')
+    expect(done?.error).toMatch(/exited with code 1/)
     expect(retries().map(l => JSON.parse(l).retry)).toEqual([1, 2, 3])
     const p = await getPool(baton.adminUrl)
-    expect(p.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
+    expect(p.instances.filter((i) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
   }, 60_000)
 })

@@ -78,7 +78,7 @@ describe('bounded resources', () => {
     const proc = startProc('prlimit', ['--nofile=200', process.execPath, CLI, 'start', '-c', file], { cwd: ROOT })
     procs.push(proc)
     const started = await proc.waitLine(l => l?.msg === 'baton started')
-    const port = started.listeners[0].port as number
+    const port = (started.listeners as Array<{ port: number }>)[0].port
     // 150 concurrent slow requests: each holds a client and an upstream socket.
     const statuses: Array<number | string> = await Promise.all(Array.from({ length: 150 }, async () =>
       await fetch(`http://127.0.0.1:${port}/slow?ms=1500`, { signal: AbortSignal.timeout(30_000) })

@@ -1,4 +1,5 @@
 /** Helpers for the admin API and CLI tests: a managed demo pool, an admin client with a token, bounded polls. */
+import type { AnyAnswer, PoolView, RolloutAnswer } from './views.js'
 
 /** A managed pool of scripts/demo-app.mjs: quick to start, quick to soak. */
 export function demoPool (ports: string, o: { size?: number, env?: Record<string, string>, readiness?: object, rollout?: object } = {}): Record<string, unknown> {
@@ -15,7 +16,7 @@ export function demoPool (ports: string, o: { size?: number, env?: Record<string
   }
 }
 
-export interface Answer { status: number, body: any, text: string, headers: Headers }
+export interface Answer { status: number, body: AnyAnswer, text: string, headers: Headers }
 
 /** The admin API, with `token` as a bearer token when given. */
 export function adminApi (adminUrl: string, token?: string) {
@@ -25,8 +26,8 @@ export function adminApi (adminUrl: string, token?: string) {
     if (payload !== undefined) headers['content-type'] ??= 'application/json'
     const res = await fetch(adminUrl + path, { method, headers, body: payload })
     const text = await res.text()
-    let body: any
-    try { body = JSON.parse(text) } catch { body = undefined }
+    let body: AnyAnswer
+    try { body = JSON.parse(text) as AnyAnswer } catch { body = {} as AnyAnswer }
     return { status: res.status, body, text, headers: res.headers }
   }
   return {
@@ -34,7 +35,7 @@ export function adminApi (adminUrl: string, token?: string) {
     get: async (path: string) => await call('GET', path),
     post: async (path: string, body?: unknown) => await call('POST', path, { body }),
     /** Polls GET /v1/rollouts/ID until `pred` holds (bounded; the error shows the rollout's events). */
-    async waitRollout (id: string, pred: (r: any) => boolean, timeoutMs = 30_000): Promise<any> {
+    async waitRollout (id: string, pred: (r: RolloutAnswer) => boolean, timeoutMs = 30_000): Promise<RolloutAnswer> {
       const until = Date.now() + timeoutMs
       for (;;) {
         const r = (await call('GET', `/v1/rollouts/${id}`)).body
@@ -44,7 +45,7 @@ export function adminApi (adminUrl: string, token?: string) {
       }
     },
     /** Polls GET /v1/pools/NAME until `pred` holds (bounded). */
-    async waitPool (name: string, pred: (p: any) => boolean, timeoutMs = 30_000): Promise<any> {
+    async waitPool (name: string, pred: (p: PoolView) => boolean, timeoutMs = 30_000): Promise<PoolView> {
       const until = Date.now() + timeoutMs
       for (;;) {
         const p = (await call('GET', `/v1/pools/${name}`)).body
@@ -59,9 +60,9 @@ export function adminApi (adminUrl: string, token?: string) {
 export type AdminApi = ReturnType<typeof adminApi>
 
 export const FINISHED = ['succeeded', 'failed', 'rolled_back', 'aborted']
-export const finished = (r: any): boolean => FINISHED.includes(r.status)
+export const finished = (r: { status: string }): boolean => FINISHED.includes(r.status)
 
 /** Every instance of the pool serves `version`, `size` of them, and no rollout runs. */
-export const settledOn = (version: string, size = 2) => (p: any): boolean =>
-  p.rollout === null && p.instances.filter((i: any) => i.state === 'serving' && i.version === version).length === size &&
-  p.instances.every((i: any) => i.state === 'failed' || (i.state === 'serving' && i.version === version))
+export const settledOn = (version: string, size = 2) => (p: PoolView): boolean =>
+  p.rollout === null && p.instances.filter(i => i.state === 'serving' && i.version === version).length === size &&
+  p.instances.every(i => i.state === 'failed' || (i.state === 'serving' && i.version === version))

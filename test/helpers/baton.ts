@@ -54,10 +54,11 @@ export async function startBaton (config: object | string, opts: { env?: Record<
     throw err
   }
   const ports = (started.listeners as Array<{ port: number }>).map(l => l.port)
+  const admin = started.admin as { port: number }
   return Object.assign(proc, {
     ports,
     url: `http://127.0.0.1:${ports[0]}`,
-    adminUrl: `http://127.0.0.1:${started.admin.port as number}`,
+    adminUrl: `http://127.0.0.1:${admin.port}`,
     configFile,
     dir,
     killKeepingInstances: async () => await kill('SIGKILL')

@@ -1,6 +1,7 @@
 import { request } from 'node:http'
+import type { EventData } from './views.js'
 
-export interface BatonEvent { at: number, type: string, data: any }
+export interface BatonEvent { at: number, type: string, data: EventData }
 
 /** Subscribes to GET /v1/events and records every event with its arrival time. */
 export function recordEvents (adminUrl: string): { events: BatonEvent[], ready: Promise<void>, close: () => void } {
@@ -19,7 +20,7 @@ export function recordEvents (adminUrl: string): { events: BatonEvent[], ready: 
           buf = buf.slice(idx + 2)
           const type = /^event: (.*)$/m.exec(block)?.[1]
           const data = /^data: (.*)$/m.exec(block)?.[1]
-          if (type !== undefined && data !== undefined) events.push({ at: Date.now(), type, data: JSON.parse(data) })
+          if (type !== undefined && data !== undefined) events.push({ at: Date.now(), type, data: JSON.parse(data) as EventData })
         }
         resolve()
       })

@@ -131,12 +131,12 @@ export function wholeResponses (data: string): number {
 }
 
 /** Polls `fn` until it returns a truthy value, at most `timeoutMs`. */
-export async function waitFor<T> (fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+export async function waitFor<T> (fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 50): Promise<Exclude<T, false | null | undefined>> {
   const until = Date.now() + timeoutMs
   let last: T
   for (;;) {
     last = await fn()
-    if (last !== undefined && last !== null && last !== false) return last
+    if (last !== undefined && last !== null && last !== false) return last as Exclude<T, false | null | undefined>
     if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms (last: ${JSON.stringify(last)})`)
     await sleep(everyMs)
   }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { claimPortRange } from './ports.js'
+import type { AnyAnswer, PoolView, RolloutAnswer, RolloutView } from './views.js'
 
 /** Config and admin helpers for tests of managed pools of scripts/demo-app.mjs. */
 
@@ -11,7 +12,19 @@ export interface DemoPoolOptions {
   readiness?: Record<string, unknown>
 }
 
-export function demoConfig (o: DemoPoolOptions = {}): Record<string, unknown> {
+/** A config as the YAML a test writes: the demo pool `web`, and room for what a test adds. */
+export interface DemoConfig {
+  listen: Array<{ port: number, host: string }>
+  admin: { listen: string }
+  proxy: { retries: number }
+  routes?: Array<{ match: { host?: string, pathPrefix?: string }, pool: string }>
+  pools: {
+    web: { size: number, version: string, balance?: string, process: { command: string, env: Record<string, string>, ports: string }, readiness: Record<string, unknown>, rollout: Record<string, unknown> }
+    [pool: string]: Record<string, unknown>
+  }
+}
+
+export function demoConfig (o: DemoPoolOptions = {}): DemoConfig {
   return {
     listen: [{ port: 0, host: '127.0.0.1' }],
     admin: { listen: '127.0.0.1:0' },
@@ -32,23 +45,23 @@ export function demoConfig (o: DemoPoolOptions = {}): Record<string, unknown> {
   }
 }
 
-export async function adminJson (adminUrl: string, path: string, init: { method?: string, body?: unknown } = {}): Promise<{ status: number, body: any }> {
+export async function adminJson (adminUrl: string, path: string, init: { method?: string, body?: unknown } = {}): Promise<{ status: number, body: AnyAnswer }> {
   const res = await fetch(adminUrl + path, {
     method: init.method ?? 'GET',
     headers: init.body === undefined ? {} : { 'content-type': 'application/json' },
     body: init.body === undefined ? undefined : JSON.stringify(init.body)
   })
-  return { status: res.status, body: await res.json() }
+  return { status: res.status, body: await res.json() as AnyAnswer }
 }
 
-export async function startRollout (adminUrl: string, body: Record<string, unknown>, pool = 'web'): Promise<any> {
+export async function startRollout (adminUrl: string, body: Record<string, unknown>, pool = 'web'): Promise<RolloutView> {
   const r = await adminJson(adminUrl, `/v1/pools/${pool}/rollouts`, { method: 'POST', body })
   if (r.status !== 202) throw new Error(`rollout refused: ${r.status} ${JSON.stringify(r.body)}`)
   return r.body
 }
 
 /** Polls the rollout until it leaves running/paused (bounded). */
-export async function waitRollout (adminUrl: string, id: string, timeoutMs = 90_000): Promise<any> {
+export async function waitRollout (adminUrl: string, id: string, timeoutMs = 90_000): Promise<RolloutAnswer> {
   const until = Date.now() + timeoutMs
   for (;;) {
     const r = await adminJson(adminUrl, `/v1/rollouts/${id}`)
@@ -58,12 +71,12 @@ export async function waitRollout (adminUrl: string, id: string, timeoutMs = 90_
   }
 }
 
-export async function getPool (adminUrl: string, pool = 'web'): Promise<any> {
+export async function getPool (adminUrl: string, pool = 'web'): Promise<PoolView> {
   return (await adminJson(adminUrl, `/v1/pools/${pool}`)).body
 }
 
 /** Polls the pool until `pred` holds (bounded). */
-export async function waitPool (adminUrl: string, pred: (p: any) => boolean, timeoutMs = 30_000, pool = 'web'): Promise<any> {
+export async function waitPool (adminUrl: string, pred: (p: PoolView) => boolean, timeoutMs = 30_000, pool = 'web'): Promise<PoolView> {
   const until = Date.now() + timeoutMs
   for (;;) {
     const p = await getPool(adminUrl, pool)

@@ -7,14 +7,17 @@ process.on('exit', () => {
   for (const c of children) if (c.exitCode === null && c.pid !== undefined) { try { process.kill(c.pid, 'SIGKILL') } catch { /* already gone */ } }
 })
 
+/** A stdout line: the object when it is JSON (baton's log), else `{ text }`. */
+export interface Line { text?: string, msg?: unknown, [key: string]: unknown }
+
 export interface Proc {
   child: ChildProcess
   pid: number
   /** Every stdout line so far. */
   lines: string[]
   stderr: string[]
-  /** Resolves with the first stdout line (parsed as JSON when possible) that `pred` accepts. */
-  waitLine: (pred: (line: any) => boolean, timeoutMs?: number) => Promise<any>
+  /** Resolves with the first stdout line that `pred` accepts. */
+  waitLine: (pred: (line: Line) => boolean, timeoutMs?: number) => Promise<Line>
   exited: Promise<number | null>
   kill: (signal?: NodeJS.Signals) => Promise<number | null>
 }
@@ -24,8 +27,14 @@ export function startProc (cmd: string, args: string[], opts: SpawnOptions = {})
   children.add(child)
   const lines: string[] = []
   const stderr: string[] = []
-  const waiters: Array<{ pred: (l: any) => boolean, resolve: (l: any) => void }> = []
-  const parse = (l: string): any => { try { return JSON.parse(l) } catch { return l } }
+  const waiters: Array<{ pred: (l: Line) => boolean, resolve: (l: Line) => void }> = []
+  const parse = (l: string): Line => {
+    try {
+      const v: unknown = JSON.parse(l)
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Line
+    } catch { /* not JSON */ }
+    return { text: l }
+  }
   createInterface({ input: child.stdout! }).on('line', l => {
     lines.push(l)
     const v = parse(l)
@@ -38,10 +47,10 @@ export function startProc (cmd: string, args: string[], opts: SpawnOptions = {})
     children.delete(child)
     resolve(code ?? (sig !== null ? -1 : null))
   }))
-  const waitLine = async (pred: (l: any) => boolean, timeoutMs = 20_000): Promise<any> => {
+  const waitLine = async (pred: (l: Line) => boolean, timeoutMs = 20_000): Promise<Line> => {
     for (const l of lines) { const v = parse(l); if (pred(v)) return v }
     return await new Promise((resolve, reject) => {
-      const w = { pred, resolve: (v: any) => { clearTimeout(t); resolve(v) } }
+      const w = { pred, resolve: (v: Line) => { clearTimeout(t); resolve(v) } }
       const t = setTimeout(() => {
         waiters.splice(waiters.indexOf(w), 1)
         reject(new Error(`timed out waiting for a line from ${cmd} ${args.join(' ')}\nstdout:\n${lines.slice(-30).join('\n')}\nstderr:\n${stderr.slice(-30).join('\n')}`))

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { startBaton } from '../helpers/baton.js'
 import { demoConfig, getPool, isAlive } from '../helpers/pool.js'
+import { present } from '../helpers/views.js'
 
 /** G6: SIGTERM/SIGINT to baton: stop accepting, finish in-flight requests, stop the instances, exit 0. */
 describe('graceful stop of baton itself', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`${signal}: in-flight requests finish, instances stop, exit 0`, async () => {
       const baton = await startBaton(demoConfig({ size: 2 }))
-      const pids: number[] = (await getPool(baton.adminUrl)).instances.map((i: any) => i.pid)
+      const pids = (await getPool(baton.adminUrl)).instances.map(i => present(i.pid, 'a pid'))
       expect(pids).toHaveLength(2)
       const slow = Array.from({ length: 4 }, async () => await fetch(`${baton.url}/slow?ms=1500`).then(async r => ({ status: r.status, text: await r.text() })))
       await new Promise(resolve => setTimeout(resolve, 300))

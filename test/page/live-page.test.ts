@@ -28,7 +28,7 @@ const ids = async (page: Page, pool: string, version: string): Promise<string[]>
 /** Waits until the page's rows, pool by pool, are exactly the instance ids the API lists now. */
 async function showsPools (page: Page, adminUrl: string, token?: string): Promise<void> {
   const { body } = await adminApi(adminUrl, token).get('/v1/pools')
-  const want = (body.pools as any[]).map(p => `${p.name as string}: ${(p.instances as any[]).map(i => i.id as string).sort().join(' ')}`).sort()
+  const want = body.pools.map(p => `${p.name}: ${p.instances.map(i => i.id).sort().join(' ')}`).sort()
   expect(want.length).toBeGreaterThan(0)
   await page.waitForFunction(w => {
     const got = [...document.querySelectorAll<HTMLElement>('section[data-pool]')].map(s =>
@@ -52,7 +52,7 @@ describe.skipIf(missing !== undefined)('the live page in headless chromium', () 
 
     beforeAll(async () => {
       shots = UPDATE_SHOTS ? join(ROOT, 'docs') : mkdtempSync(join(tmpdir(), 'baton-page-'))
-      const config = demoConfig({ size: 3, readyDelayMs: 300, rollout: { minReady: '3s' } }) as any
+      const config = demoConfig({ size: 3, readyDelayMs: 300, rollout: { minReady: '3s' } })
       config.pools.api = demoPool(claimPortRange(), { size: 1 })
       config.routes = [{ match: { host: 'api.test' }, pool: 'api' }, { match: { pathPrefix: '/' }, pool: 'web' }]
       baton = await startBaton(config)

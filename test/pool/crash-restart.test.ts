@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { startLoad } from '../helpers/load.js'
 import { demoConfig, getPool, isAlive, waitPool } from '../helpers/pool.js'
+import { present } from '../helpers/views.js'
 
 /** G4: a crashed instance outside a rollout costs no GET and is restarted. */
 describe('a crashed serving instance', () => {
@@ -14,17 +15,18 @@ describe('a crashed serving instance', () => {
     const victim = before.instances[0]
     const load = startLoad(baton.url, { keepAlive: 8, close: 2, slow: 4, slowMs: 500 })
     await new Promise(resolve => setTimeout(resolve, 700))
-    process.kill(victim.pid, 'SIGKILL')
+    const victimPid = present(victim.pid, 'the victim\'s pid')
+    process.kill(victimPid, 'SIGKILL')
     const after = await waitPool(baton.adminUrl, p =>
-      p.instances.filter((i: any) => i.state === 'serving' && i.id !== victim.id).length === 4, 20_000)
+      p.instances.filter((i) => i.state === 'serving' && i.id !== victim.id).length === 4, 20_000)
     await new Promise(resolve => setTimeout(resolve, 700))
     const result = await load.stop()
     console.log(`kill -9: ${result.sent} GETs sent, ${result.failed} failed`)
 
     expect(result.samples).toEqual([])
     expect(result.failed).toBe(0)
-    expect(isAlive(victim.pid)).toBe(false)
-    const failed = after.instances.find((i: any) => i.id === victim.id)
+    expect(isAlive(victimPid)).toBe(false)
+    const failed = after.instances.find((i) => i.id === victim.id)
     expect(failed?.state).toBe('failed')
     expect(failed?.failure).toMatch(/SIGKILL/)
     expect(after.restarts).toBe(1)

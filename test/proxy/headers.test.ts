@@ -4,7 +4,7 @@ import { startBackend, type Backend } from '../helpers/backend.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, raw, send } from '../helpers/http.js'
 
-// SPEC "HTTP semantics": hop-by-hop headers stay on their hop both ways,
+// Hop-by-hop headers (RFC 9110 §7.6.1) stay on their hop both ways,
 // X-Forwarded-* are set, Host is kept, statuses and bodies pass through.
 
 interface Echo { method: string, url: string, headers: Record<string, string>, rawHeaders: string[], size: number }

@@ -3,7 +3,7 @@ import { startBackend, type Backend } from '../helpers/backend.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, metric, metricIn, send, waitFor, type Reply } from '../helpers/http.js'
 
-// SPEC §4: the data plane's metrics on GET {admin}/metrics.
+// README "Metrics": the data plane's metrics on GET {admin}/metrics.
 
 describe('metrics', () => {
   let backend: Backend

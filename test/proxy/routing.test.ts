@@ -3,7 +3,7 @@ import { startBackend, type Backend } from '../helpers/backend.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, raw, send } from '../helpers/http.js'
 
-// SPEC §2 routing: the Host header without its port, case-insensitively
+// README "Config reference", routes: the Host header without its port, case-insensitively
 // (`*.example.com` matches one or more labels, not the bare domain);
 // pathPrefix by whole segments, not stripped; first match wins; else 404.
 

@@ -6,7 +6,7 @@ import { startBackend, type Backend } from '../helpers/backend.js'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
 import { config, instances, raw, rssMiB, send, sleep, waitFor } from '../helpers/http.js'
 
-// SPEC: bodies stream both ways without being buffered whole. 1 GiB each
+// Bodies stream both ways without being buffered whole. 1 GiB each
 // way through baton, with a reader slower than the writer, while baton's
 // resident memory stays bounded.
 

@@ -11,7 +11,7 @@ describe('slowStart and progressDeadline', () => {
     baton = await startBaton(demoConfig({ size: 1, rollout: { maxSurge: 1, slowStart: '4s', minReady: '6s' } }))
     const load = startLoad(baton.url, { keepAlive: 8 })
     const r = await startRollout(baton.adminUrl, { version: 'v2' })
-    await waitPool(baton.adminUrl, p => p.instances.some((i: any) => i.version === 'v2' && i.state === 'serving'))
+    await waitPool(baton.adminUrl, p => p.instances.some((i) => i.version === 'v2' && i.state === 'serving'))
     const snap = (): Record<string, number> => ({ ...load.result.versions })
     const share = (a: Record<string, number>, b: Record<string, number>): number =>
       ((b.v2 ?? 0) - (a.v2 ?? 0)) / Math.max(1, ((b.v2 ?? 0) - (a.v2 ?? 0)) + ((b.v1 ?? 0) - (a.v1 ?? 0)))

@@ -33,7 +33,7 @@ describe('failed versions roll back by themselves', () => {
       const done = await waitRollout(baton.adminUrl, r.id)
       await new Promise(resolve => setTimeout(resolve, 500))
       const result = await load.stop()
-      console.log(`rollback (${c.name}): ${result.sent} requests sent, ${result.failed} failed; events: ${done.events.map((e: any) => e.message).join(' | ')}`)
+      console.log(`rollback (${c.name}): ${result.sent} requests sent, ${result.failed} failed; events: ${done.events.map((e) => e.message).join(' | ')}`)
 
       expect(done.status).toBe('rolled_back')
       expect(done.error).toMatch(c.error)
@@ -45,9 +45,9 @@ describe('failed versions roll back by themselves', () => {
       expect(result.sent).toBeGreaterThan(300)
 
       const pool = await getPool(baton.adminUrl)
-      const live = pool.instances.filter((i: any) => i.state !== 'failed')
+      const live = pool.instances.filter((i) => i.state !== 'failed')
       expect(live).toHaveLength(4)
-      expect(live.every((i: any) => i.state === 'serving' && i.version === 'v1')).toBe(true)
+      expect(live.every((i) => i.state === 'serving' && i.version === 'v1')).toBe(true)
       expect(pool.version).toBe('v1')
       expect(pool.rollout).toBeNull()
       const metrics = await (await fetch(`${baton.adminUrl}/metrics`)).text()
@@ -70,6 +70,6 @@ describe('failed versions roll back by themselves', () => {
     const end = await waitRollout(baton.adminUrl, r.id)
     expect(end.status).toBe('aborted')
     const pool = await getPool(baton.adminUrl)
-    expect(pool.instances.filter((i: any) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
+    expect(pool.instances.filter((i) => i.state === 'serving' && i.version === 'v1')).toHaveLength(2)
   }, 60_000)
 })

@@ -62,7 +62,7 @@ describe('a rollout under load loses nothing', () => {
 
       const pool = await getPool(baton.adminUrl)
       expect(pool.version).toBe('v2')
-      expect(pool.instances.filter((i: any) => i.state === 'serving' && i.version === 'v2')).toHaveLength(4)
+      expect(pool.instances.filter((i) => i.state === 'serving' && i.version === 'v2')).toHaveLength(4)
       expect(pool.instances).toHaveLength(4)
 
       // G7: WebSockets were tunnelled and echoed, and were closed at drainTimeout, not at once.

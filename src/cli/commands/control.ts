@@ -27,7 +27,7 @@ export function registerControl (program: Command): void {
       .action(async (name: string, opts: ClientOptions) => {
         const client = new AdminClient(opts)
         const pool = await client.call<PoolView>(action, 'GET', `/v1/pools/${enc(name)}`)
-        if (pool.rollout === null) throw new CliError(`${action} refused: no rollout is running in pool "${name}"`)
+        if (pool.rollout === null) throw new CliError('BATON_ERR_CLI_NO_ROLLOUT', `${action} refused: no rollout is running in pool "${name}"`)
         const v = await client.call<RolloutView>(action, 'POST', `/v1/rollouts/${enc(pool.rollout)}/${action}`)
         process.stdout.write(a.done(v) + '\n')
       })

@@ -31,16 +31,15 @@ export function registerReport (program: Command): void {
     .action(async (id: string, opts: ClientOptions & { svg?: string, json?: boolean }) => {
       const client = new AdminClient(opts)
       const v = await client.call<RolloutView & { report: RolloutReport | null }>('report', 'GET', `/v1/rollouts/${enc(id)}`)
-      if (v.report === null) throw new CliError(`report refused: the pool of rollout ${id} is gone`)
+      if (v.report === null) throw new CliError('BATON_ERR_CLI_REPORT_GONE', `report refused: the pool of rollout ${id} is gone`)
       if (opts.json === true) process.stdout.write(JSON.stringify(v.report, null, 2) + '\n')
       else process.stdout.write(`rollout ${v.id} (${v.status})\n${summarise(v.report)}\n`)
       if (opts.svg !== undefined) {
-        const res = await fetch(client.url(`/v1/rollouts/${enc(id)}/report.svg`), { headers: process.env.BATON_ADMIN_TOKEN ? { authorization: `Bearer ${process.env.BATON_ADMIN_TOKEN}` } : {} })
-        if (!res.ok) throw new CliError(`report refused (${res.status}): could not get the picture`)
+        const svg = await client.text('report', `/v1/rollouts/${enc(id)}/report.svg`)
         try {
-          writeFileSync(opts.svg, await res.text())
+          writeFileSync(opts.svg, svg)
         } catch (err) {
-          throw new CliError(`cannot write ${opts.svg}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+          throw new CliError('BATON_ERR_CLI_WRITE', `cannot write ${opts.svg}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
         }
         process.stdout.write(`picture written to ${opts.svg}\n`)
       }

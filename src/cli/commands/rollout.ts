@@ -3,6 +3,9 @@ import { AdminClient, withAdminOption, type ClientOptions } from '../client.js'
 import { enc, revisionLabel, type RolloutView } from '../views.js'
 import { report, RolloutWatcher, wantsBar } from '../watch.js'
 
+/** What a shell reports for a command ended by SIGINT: 128 + 2. */
+const EXIT_ON_SIGINT = 130
+
 interface RolloutOptions extends ClientOptions {
   version?: string
   env?: Record<string, string>
@@ -47,7 +50,7 @@ export async function startAndWatch (client: AdminClient, start: () => Promise<R
     onSigint = () => {
       watcher.close()
       process.stderr.write(`baton: stopped watching; rollout ${v.id} goes on (baton status ${v.pool})\n`)
-      process.exit(130)
+      process.exit(EXIT_ON_SIGINT)
     }
     process.once('SIGINT', onSigint)
     report(await watcher.follow(v), t0)

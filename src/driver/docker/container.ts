@@ -7,6 +7,10 @@ import { EngineError, type Engine } from './engine.js'
 const KILL_WAIT = 10_000
 /** Pause before waiting again when the wait call's connection broke (engine restarting, or down). */
 const REWAIT_DELAY = 1_000
+/** How long a removal waits for the last lines of the container's output to reach the log. */
+const LOGS_FLUSH_MS = 1_000
+/** A shell or an init reports a death by signal N as exit code 128 + N (137: SIGKILL). */
+const SIGNAL_EXIT_BASE = 128
 
 export interface ContainerDeps {
   engine: Engine
@@ -101,7 +105,7 @@ export class Container implements RunningInstance {
     void this.remove()
   }
 
-  /** SPEC §3: the stop signal, up to `timeoutMs` for the exit, SIGKILL; then the container is removed. */
+  /** The end of the stopping order (README "What it guarantees"): the stop signal, up to `timeoutMs` for the exit, SIGKILL; then the container is removed. */
   async stop (signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
     if (!this.gone) {
       const f = { ...this.deps.fields, container: short(this.deps.id) }
@@ -140,7 +144,7 @@ export class Container implements RunningInstance {
   remove (): Promise<void> {
     this.removal ??= (async () => {
       // Let the last lines of its output reach the log first (bounded).
-      await Promise.race([this.logsDone, new Promise(resolve => setTimeout(resolve, 1_000))])
+      await Promise.race([this.logsDone, new Promise(resolve => setTimeout(resolve, LOGS_FLUSH_MS))])
       let unreachable = false
       try {
         await this.deps.engine.remove(this.deps.id)
@@ -161,8 +165,8 @@ export class Container implements RunningInstance {
 
 export const short = (id: string): string => id.slice(0, 12)
 
-/** Exit codes above 128 are deaths by signal (137: SIGKILL), as a shell or an init reports them. */
+/** The signal an exit code says the container died of, if any. */
 function signalOf (code: number): string | null {
-  if (code <= 128) return null
-  return Object.entries(constants.signals).find(([, n]) => n === code - 128)?.[0] ?? null
+  if (code <= SIGNAL_EXIT_BASE) return null
+  return Object.entries(constants.signals).find(([, n]) => n === code - SIGNAL_EXIT_BASE)?.[0] ?? null
 }

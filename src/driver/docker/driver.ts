@@ -1,8 +1,8 @@
-import type { DockerSpec } from '../../config/types.js'
+import type { DockerSpec, ManagedPoolConfig } from '../../config/types.js'
 import { log } from '../../log.js'
 import { PortAllocator } from '../ports.js'
 import { substitute } from '../substitute.js'
-import { DriverError, specKey, type DiscoveredInstance, type Driver, type RunningInstance, type StartRequest } from '../types.js'
+import { DriverError, specKey, type DiscoveredInstance, type Driver, type RunningInstance, type StartRequest, type StopSpec } from '../types.js'
 import { Container, short } from './container.js'
 import { Engine, EngineError, type ContainerInfo, type EngineTls } from './engine.js'
 
@@ -43,7 +43,7 @@ type EngineEntry = DockerSpec['engines'][number]
 
 /**
  * Runs the instances of one pool as containers on one or more Docker engines
- * (SPEC §2 `docker:`). New containers go to the engine with the fewest of
+ * (README "Config reference", `docker:`). New containers go to the engine with the fewest of
  * this pool's containers; an engine that stops answering its pings is marked
  * down, its containers count as exited (the pool replaces them elsewhere) and
  * it gets no new one until it answers again.
@@ -60,8 +60,12 @@ export class DockerDriver implements Driver {
     this.update(spec)
   }
 
+  reconfigure (config: ManagedPoolConfig): void {
+    if (config.kind === 'docker') this.update(config.docker)
+  }
+
   /** A reloaded spec: engines new to it are pinged from now on; a new port range applies. */
-  update (spec: DockerSpec): void {
+  private update (spec: DockerSpec): void {
     for (const e of spec.engines) this.slot(e, spec.tls)
     if (spec.ports !== undefined) this.ports.setRange(spec.ports.from, spec.ports.to)
   }
@@ -217,12 +221,17 @@ export class DockerDriver implements Driver {
     return found
   }
 
-  /** Stops the pings and the long polls; containers still held are stopped (the pool's close stopped the rest). */
-  async close (): Promise<void> {
+  /**
+   * Stops the pings and the long polls. Containers still held (the pool
+   * stopped its instances; these are leftovers being removed, or starts that
+   * finished too late) are stopped the pool's way: its stopSignal, then
+   * SIGKILL after its stopTimeout.
+   */
+  async close (stop: StopSpec): Promise<void> {
     if (this.closed) return
     this.closed = true
     const left = [...this.engines.values()].flatMap(s => [...s.containers])
-    await Promise.all(left.map(async c => await c.stop('SIGTERM', 5_000)))
+    await Promise.all(left.map(async c => await c.stop(stop.signal, stop.timeoutMs)))
     for (const s of this.engines.values()) {
       clearInterval(s.timer)
       for (const c of s.containers) c.detach()

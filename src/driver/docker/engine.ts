@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { StringDecoder } from 'node:string_decoder'
 import { Pool, type Dispatcher } from 'undici'
-import { DriverError } from '../types.js'
+import { DriverError, type DriverErrorCode } from '../types.js'
 
 /**
  * A small Docker Engine API client (API 1.41, Docker 20.10 and later) over
@@ -15,21 +15,26 @@ const CALL_TIMEOUT = 30_000
 const PING_TIMEOUT = 1_500
 /** A pull of a missing image may take a while. */
 const PULL_TIMEOUT = 600_000
+/** The ports Docker listens on over tcp, plain and TLS, when the address names none. */
+const DOCKER_PORT = 2375
+const DOCKER_TLS_PORT = 2376
+/** A log frame: 1 byte stream type, 3 zero bytes, a 4-byte big-endian payload size, then the payload. */
+const FRAME_HEADER = 8
+const FRAME_SIZE_AT = 4
+/** The stream type byte of stderr (1 is stdout). */
+const STDERR = 2
+/** A line of output with no end in sight is logged in pieces of this many characters. */
+const LONGEST_LINE = 65_536
 
-export type EngineErrorCode =
-  | 'BATON_ERR_DOCKER_UNREACHABLE' // no connection, or it broke
-  | 'BATON_ERR_DOCKER_TIMEOUT' // no answer in time
-  | 'BATON_ERR_DOCKER_IMAGE' // the image is not there and could not be pulled
-  | 'BATON_ERR_DOCKER_NOT_FOUND' // no such container
-  | 'BATON_ERR_DOCKER_CONFLICT' // a name in use, a container not running, ...
-  | 'BATON_ERR_DOCKER_TLS' // a TLS file could not be read
-  | 'BATON_ERR_DOCKER_API' // any other answer the engine refused with
+export type EngineErrorCode = Extract<DriverErrorCode,
+  | 'BATON_ERR_DOCKER_UNREACHABLE' | 'BATON_ERR_DOCKER_TIMEOUT' | 'BATON_ERR_DOCKER_IMAGE'
+  | 'BATON_ERR_DOCKER_NOT_FOUND' | 'BATON_ERR_DOCKER_CONFLICT' | 'BATON_ERR_DOCKER_TLS' | 'BATON_ERR_DOCKER_API'>
 
-export class EngineError extends DriverError {
+/** A call to a Docker engine failed (codes: see DriverErrorCode). */
+export class EngineError extends DriverError<EngineErrorCode> {
   /** `detail`: the engine's own message, without what baton says around it. */
-  constructor (override readonly code: EngineErrorCode, message: string, readonly status?: number, readonly detail?: string) {
+  constructor (code: EngineErrorCode, message: string, readonly status?: number, readonly detail?: string) {
     super(code, message)
-    this.name = 'EngineError'
   }
 
   /** The engine could not be talked to at all (as opposed to: it refused). */
@@ -43,9 +48,10 @@ export interface ContainerSummary { Id: string, Names: string[], State: string, 
 export interface ContainerInfo {
   Id: string
   Name: string
+  RestartCount: number
   State: { Status: string, Running: boolean, Pid: number, ExitCode: number, StartedAt: string }
-  Config: { Labels: Record<string, string> | null, Image: string }
-  HostConfig: { NetworkMode: string }
+  Config: { Labels: Record<string, string> | null, Image: string, Env: string[] | null }
+  HostConfig: { NetworkMode: string, Init: boolean | null }
   NetworkSettings: { Ports: Record<string, Array<{ HostIp: string, HostPort: string }> | null> | null }
 }
 
@@ -76,7 +82,7 @@ export class Engine {
     }
     this.local = false
     const hostPort = url.replace(/^tcp:\/\//, '').replace(/\/$/, '')
-    const withPort = /:\d+$/.test(hostPort) ? hostPort : `${hostPort}:${tls === undefined ? 2375 : 2376}`
+    const withPort = /:\d+$/.test(hostPort) ? hostPort : `${hostPort}:${tls === undefined ? DOCKER_PORT : DOCKER_TLS_PORT}`
     const origin = new URL(`${tls === undefined ? 'http' : 'https'}://${withPort}`)
     this.host = origin.hostname.replace(/^\[|\]$/g, '')
     this.http = new Pool(origin.origin, {
@@ -260,12 +266,12 @@ export class LogDemuxer {
 
   push (chunk: Buffer): void {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
-    while (this.buf.length >= 8) {
-      const size = this.buf.readUInt32BE(4)
-      if (this.buf.length < 8 + size) break
-      const stream: LogStream = this.buf[0] === 2 ? 'stderr' : 'stdout'
-      const payload = this.buf.subarray(8, 8 + size)
-      this.buf = this.buf.subarray(8 + size)
+    while (this.buf.length >= FRAME_HEADER) {
+      const size = this.buf.readUInt32BE(FRAME_SIZE_AT)
+      if (this.buf.length < FRAME_HEADER + size) break
+      const stream: LogStream = this.buf[0] === STDERR ? 'stderr' : 'stdout'
+      const payload = this.buf.subarray(FRAME_HEADER, FRAME_HEADER + size)
+      this.buf = this.buf.subarray(FRAME_HEADER + size)
       this.add(stream, this.decoders[stream].write(payload))
     }
   }
@@ -283,7 +289,7 @@ export class LogDemuxer {
     this.text[stream] = lines.pop() ?? ''
     for (const line of lines) this.onLine(stream, line.replace(/\r$/, ''))
     // A line with no end in sight is not kept whole forever.
-    if (this.text[stream].length > 65_536) {
+    if (this.text[stream].length > LONGEST_LINE) {
       this.onLine(stream, this.text[stream])
       this.text[stream] = ''
     }

@@ -1,0 +1,106 @@
+import type { BalanceKind, ProxyConfig, RouteConfig } from '../config/types.js'
+import type { MetricsJson } from '../metrics/registry.js'
+import type { TrafficSecond } from '../metrics/traffic.js'
+import type { DataPlane } from '../worker/data-plane.js'
+
+/**
+ * The one seam between the control side and the data path
+ * (docs/architecture.md): the controller publishes table snapshots and sends
+ * commands about one upstream; the data plane reports what only it knows.
+ * Nothing crosses it per request. `InProcessLink` is today's implementation;
+ * wave 2 puts N worker processes behind an IPC one.
+ */
+
+/** A member of a pool's table: an address that takes new requests. */
+export interface TableMember {
+  /** The instance id (static servers: `POOL/HOST:PORT`). */
+  id: string
+  host: string
+  port: number
+  version: string
+  revision: number
+  /**
+   * When it began serving (ms epoch): every data plane ramps its weight from
+   * here over the pool's slowStart, so they all agree. 0 (long enough ago
+   * for full weight at once) for static servers and for a member that
+   * joined an empty pool.
+   */
+  servingSince: number
+}
+
+/** A share of a pool's requests sent to one revision (canary, blue-green). Reserved: nothing sets it yet. */
+export interface TrafficSplit {
+  revision: number
+  /** Percent of requests, 0-100. */
+  weight: number
+}
+
+export interface PoolTable {
+  name: string
+  balance: BalanceKind
+  /** ms over which a new member's share of traffic ramps up. */
+  slowStart: number
+  members: TableMember[]
+  split?: TrafficSplit
+}
+
+/** Everything a data plane needs to route and balance, published whole. */
+export interface TableSnapshot {
+  /** Grows with every publish: a data plane never applies an older one over a newer one. */
+  version: number
+  proxy: ProxyConfig
+  routes: RouteConfig[]
+  pools: PoolTable[]
+}
+
+/** One member's counts in the data plane(s), summed. */
+export interface MemberCounts {
+  id: string
+  /** Requests and upgraded connections in flight. */
+  inflight: number
+  /** Requests answered over its life. */
+  requests: number
+}
+
+/** What the data plane tells the controller, when it happens. */
+export interface DataPlaneReports {
+  /** A member that left the table has nothing in flight any more (in every data plane). */
+  idle: (memberId: string) => void
+  /**
+   * The traffic of epoch second `second`, per pool that had any, once the
+   * second is over; sent every second, empty or not, so that the controller
+   * knows the second is complete (a link to several data planes calls it
+   * once every live one has reported that second).
+   */
+  traffic: (second: number, seconds: TrafficSecond[]) => void
+}
+
+export interface DataPlaneLink {
+  /** Where reports go; set once by the controller before anything is published. */
+  connect: (reports: DataPlaneReports) => void
+  /** Resolves once every data plane applied it: from then on no new request reaches a member that left the table. */
+  publish: (table: TableSnapshot) => Promise<void>
+  /** A member that left the table: close its idle upstream sockets now; resolves when the busy ones have finished too. */
+  closeIdle: (memberId: string) => Promise<void>
+  /** drainTimeout passed: end what is left on the member (WebSockets get a 1001 close frame, the rest is cut). */
+  endRemaining: (memberId: string) => Promise<void>
+  /** The member is stopped: the data plane drops everything it held for it. */
+  forget: (memberId: string) => Promise<void>
+  /** In-flight and answered counts of every member, now (status, metrics). */
+  counts: () => Promise<MemberCounts[]>
+  /** Each data plane's metrics as prom-client JSON, to be aggregated. */
+  metrics: () => Promise<MetricsJson[]>
+}
+
+/** The data plane in this very process: every call is a method call. */
+export class InProcessLink implements DataPlaneLink {
+  constructor (private readonly plane: DataPlane) {}
+
+  connect (reports: DataPlaneReports): void { this.plane.report(reports) }
+  async publish (table: TableSnapshot): Promise<void> { this.plane.apply(table) }
+  async closeIdle (memberId: string): Promise<void> { await this.plane.closeIdle(memberId) }
+  async endRemaining (memberId: string): Promise<void> { await this.plane.endRemaining(memberId) }
+  async forget (memberId: string): Promise<void> { await this.plane.forget(memberId) }
+  async counts (): Promise<MemberCounts[]> { return this.plane.counts() }
+  async metrics (): Promise<MetricsJson[]> { return [await this.plane.metrics.json()] }
+}

@@ -1,0 +1,14 @@
+import { BatonError } from '../errors.js'
+
+export type ControllerErrorCode =
+  | 'BATON_ERR_POOL_NOT_FOUND' // no pool of that name
+  | 'BATON_ERR_POOL_NOT_MANAGED' // a static pool has nothing to roll out
+  | 'BATON_ERR_POOL_GONE' // the pool of a rollout was removed since
+  | 'BATON_ERR_ROLLOUT_NOT_FOUND' // no rollout of that id (or it was pruned)
+  | 'BATON_ERR_ROLLOUT_RUNNING' // one rollout at a time per pool (G5)
+  | 'BATON_ERR_ROLLOUT_FINISHED' // pause/resume/abort of a rollout that has ended
+  | 'BATON_ERR_NO_PREVIOUS_REVISION' // nothing to roll back to
+  | 'BATON_ERR_STRATEGY_STUCK' // maxSurge and maxUnavailable both 0: the rollout could never move
+
+/** A request the controller refuses: what was asked does not exist or cannot be done now. */
+export class ControllerError extends BatonError<ControllerErrorCode> {}

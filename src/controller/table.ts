@@ -1,0 +1,137 @@
+import type { Config, PoolConfig } from '../config/types.js'
+import type { DataPlaneLink, MemberCounts, PoolTable, TableMember } from './data-plane-link.js'
+
+/** What a pool's members (instances, static servers) do with the data plane, in the order of a stop. */
+export interface PoolMembers {
+  /**
+   * Into the table: it takes new requests once the promise resolves. It
+   * ramps up over slowStart from now, unless `fullWeight` or it is the
+   * pool's only member (there is nothing to share traffic with).
+   */
+  serve: (member: Omit<TableMember, 'servingSince'>, fullWeight?: boolean) => Promise<void>
+  /** Out of the table: no new request reaches it once the promise resolves. */
+  withdraw: (id: string) => Promise<void>
+  /**
+   * After withdraw: closes its idle upstream sockets, waits for what is in
+   * flight up to `timeoutMs`, then ends what is left. True if it drained.
+   */
+  drain: (id: string, timeoutMs: number) => Promise<boolean>
+  /** Stopped: the data plane drops it. */
+  forget: (id: string) => Promise<void>
+}
+
+/** servingSince of a member that takes its full share at once. */
+const FULL_WEIGHT = 0
+
+interface PoolEntry {
+  config: PoolConfig
+  members: Map<string, TableMember>
+}
+
+/**
+ * The controller's side of the seam: the table it publishes, the commands
+ * about one member, and the data plane's reports that a member has drained.
+ * It is the only place where a member enters or leaves serving.
+ */
+export class ServingTable {
+  private version = 0
+  private config: Config
+  private readonly pools = new Map<string, PoolEntry>()
+  /** Members that were in the table once: only those can have anything in flight. */
+  private readonly served = new Set<string>()
+  /** Members that left the table and have nothing in flight (reported by the data plane). */
+  private readonly idle = new Set<string>()
+  private readonly idleWaiters = new Map<string, Set<() => void>>()
+
+  constructor (private readonly link: DataPlaneLink, config: Config) {
+    this.config = config
+  }
+
+  /**
+   * Applies a config: proxy settings, routes, each pool's balancing and
+   * slowStart. Pools it no longer has leave the table with their members.
+   */
+  async configure (config: Config): Promise<void> {
+    this.config = config
+    for (const name of [...this.pools.keys()]) if (config.pools[name] === undefined) this.pools.delete(name)
+    for (const pc of Object.values(config.pools)) {
+      const entry = this.pools.get(pc.name)
+      if (entry === undefined) this.pools.set(pc.name, { config: pc, members: new Map() })
+      else entry.config = pc
+    }
+    await this.publish()
+  }
+
+  /** The operations on one pool's members. */
+  forPool (pool: string): PoolMembers {
+    return {
+      serve: async (m, fullWeight = false) => {
+        const entry = this.pools.get(pool)
+        if (entry === undefined) return
+        this.idle.delete(m.id)
+        this.served.add(m.id)
+        const alone = [...entry.members.keys()].every(id => id === m.id)
+        entry.members.set(m.id, { ...m, servingSince: fullWeight || alone ? FULL_WEIGHT : Date.now() })
+        await this.publish()
+      },
+      withdraw: async id => {
+        // A pool that left the config took its members with it.
+        if (this.pools.get(pool)?.members.delete(id) !== true) return
+        await this.publish()
+      },
+      drain: async (id, timeoutMs) => await this.drain(id, timeoutMs),
+      forget: async id => {
+        this.idle.delete(id)
+        this.served.delete(id)
+        await this.link.forget(id)
+      }
+    }
+  }
+
+  /** Per member id: in flight and answered, summed over the data planes. */
+  async counts (): Promise<Map<string, MemberCounts>> {
+    return new Map((await this.link.counts()).map(c => [c.id, c]))
+  }
+
+  /** The data plane reports a member that left the table as drained. */
+  idleReported (id: string): void {
+    this.idle.add(id)
+    const waiters = this.idleWaiters.get(id)
+    this.idleWaiters.delete(id)
+    for (const w of waiters ?? []) w()
+  }
+
+  private async drain (id: string, timeoutMs: number): Promise<boolean> {
+    // Never in the table: no data plane has anything of it.
+    if (!this.served.has(id)) return true
+    const closing = this.link.closeIdle(id)
+    const drained = await this.whenIdle(id, timeoutMs)
+    if (!drained) await this.link.endRemaining(id)
+    await closing
+    return drained
+  }
+
+  private async whenIdle (id: string, timeoutMs: number): Promise<boolean> {
+    if (this.idle.has(id)) return true
+    return await new Promise<boolean>(resolve => {
+      const waiters = this.idleWaiters.get(id) ?? new Set()
+      this.idleWaiters.set(id, waiters)
+      const done = (): void => { clearTimeout(timer); resolve(true) }
+      const timer = setTimeout(() => {
+        waiters.delete(done)
+        resolve(false)
+      }, timeoutMs)
+      waiters.add(done)
+    })
+  }
+
+  private async publish (): Promise<void> {
+    const pools: PoolTable[] = [...this.pools.values()].map(e => ({
+      name: e.config.name,
+      balance: e.config.balance,
+      slowStart: e.config.rollout.slowStart,
+      members: [...e.members.values()]
+    }))
+    await this.link.publish({ version: ++this.version, proxy: this.config.proxy, routes: this.config.routes, pools })
+  }
+}
