@@ -4,6 +4,7 @@ import type { Config, PoolConfig } from './types.js'
 export interface ConfigDiff {
   listeners: boolean
   routes: boolean
+  /** Proxy settings changed, or an access log is configured (it is reopened on every reload). */
   proxy: boolean
   adminListen: boolean
   added: string[]
@@ -31,7 +32,9 @@ export function diffConfig (a: Config, b: Config): ConfigDiff {
   return {
     listeners: !same(a.listen, b.listen),
     routes: !same(a.routes, b.routes),
-    proxy: !same(a.proxy, b.proxy),
+    // A reload reopens the access log (logrotate moved the file), so with
+    // one configured every reload reaches the proxy settings.
+    proxy: !same(a.proxy, b.proxy) || b.proxy.accessLog !== undefined,
     adminListen: a.admin.host !== b.admin.host || a.admin.port !== b.admin.port,
     added: Object.keys(b.pools).filter(n => a.pools[n] === undefined),
     removed: Object.keys(a.pools).filter(n => b.pools[n] === undefined),
