@@ -75,6 +75,8 @@ export class Connection {
   private requestDone = true
   private headRequest = false
   private paused = false
+  /** The final head was passed to the handler (a chunked one waits for its first read to check out). */
+  private announced = true
   private readonly head = new ResponseHead()
   private partial: Buffer | undefined
   private chunked: ChunkedDecoder | undefined
@@ -275,10 +277,23 @@ export class Connection {
       return this.protocolFailure('has more bytes than its framing declares')
     }
     this.phase = Phase.Body
-    handler.onResponseHead(head)
-    if (this.handler !== handler) return -1
+    // A chunked head waits for the chunks read with it: a body broken in its
+    // first read is answered 502, not passed on and cut.
+    this.announced = this.framing !== Framing.Chunked
+    if (this.announced) {
+      handler.onResponseHead(head)
+      if (this.handler !== handler) return -1
+    }
     if (this.framing === Framing.None) { this.complete(undefined); return -1 }
     return next
+  }
+
+  /** Passes the head of a chunked response on, once; false when the handler left. */
+  private announce (handler: ResponseHandler): boolean {
+    if (this.announced) return true
+    this.announced = true
+    handler.onResponseHead(this.head)
+    return this.handler === handler
   }
 
   private readBody (buf: Buffer, pos: number, end: number): void {
@@ -298,14 +313,23 @@ export class Connection {
       return
     }
     const decoder = this.chunked as ChunkedDecoder
+    let start = -1
+    let stop = -1
+    // Each data run is passed on when the next step succeeds, so that the
+    // head of a response whose first read is broken is never sent.
     while (pos < end && !decoder.done) {
       pos = decoder.step(buf, pos, end)
       if (decoder.error !== undefined) { this.protocolFailure(decoder.error); return }
-      if (decoder.dataEnd > decoder.dataStart && !this.deliver(handler, buf, decoder.dataStart, decoder.dataEnd)) return
+      if (decoder.dataEnd > decoder.dataStart) {
+        if (start !== -1 && !(this.announce(handler) && this.deliver(handler, buf, start, stop))) return
+        start = decoder.dataStart
+        stop = decoder.dataEnd
+      }
     }
-    if (!decoder.done) return
-    if (pos < end) this.protocolFailure('has bytes after its last chunk')
-    else this.complete(decoder.trailers)
+    if (decoder.done && pos < end) { this.protocolFailure('has bytes after its last chunk'); return }
+    if (!this.announce(handler)) return
+    if (start !== -1 && !this.deliver(handler, buf, start, stop)) return
+    if (decoder.done) this.complete(decoder.trailers)
   }
 
   /** Copies buf[start, end) out of the shared read buffer to the handler; false when the handler left. */
