@@ -51,19 +51,14 @@ const ALL_TARGETS = ['direct', 'baton', 'baton-log', 'http-proxy', 'undici', 'ng
 function options () {
   const { values, num } = readOptions(USAGE.replace('${\'ALL\'}', ALL_TARGETS.join(',')), {
     pin: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
     duration: { type: 'string' },
-    warmup: { type: 'string' },
     connections: { type: 'string' },
     threads: { type: 'string' },
     sizes: { type: 'string' },
     backends: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    json: { type: 'string' },
     load: { type: 'string' },
     targets: { type: 'string' },
-    'baton-flags': { type: 'string' },
-    'skip-build': { type: 'boolean', default: false }
+    'baton-flags': { type: 'string' }
   })
   const quick = values.quick
   const targets = values.targets === undefined ? ALL_TARGETS : values.targets.split(',').map(s => s.trim()).filter(Boolean)

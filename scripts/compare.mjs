@@ -46,16 +46,11 @@ const KINDS = ['keepalive', 'close', 'post', 'slow', 'ws']
 
 function options () {
   const { values, num } = readOptions(USAGE, {
-    rounds: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    json: { type: 'string' },
     ways: { type: 'string' },
     steady: { type: 'string' },
     after: { type: 'string' },
-    warmup: { type: 'string' },
     'drain-timeout': { type: 'string', default: '30s' },
-    'pm2-kill-signal': { type: 'string', default: 'SIGTERM' },
-    'skip-build': { type: 'boolean', default: false }
+    'pm2-kill-signal': { type: 'string', default: 'SIGTERM' }
   })
   const ways = values.ways === undefined ? Object.keys(WAYS) : values.ways.split(',').map(s => s.trim()).filter(Boolean)
   for (const w of ways) if (!(w in WAYS)) throw new Error(`unknown way ${w}; choose among ${Object.keys(WAYS).join(', ')}`)
