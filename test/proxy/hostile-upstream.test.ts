@@ -1,7 +1,7 @@
 import { Agent } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBaton, type RunningBaton } from '../helpers/baton.js'
-import { config, metric, raw, send, type Reply } from '../helpers/http.js'
+import { config, metric, raw, send, waitFor, type Reply } from '../helpers/http.js'
 import { OK, rawUpstream, within, type RawConnection, type RawUpstream } from '../helpers/raw-upstream.js'
 
 // baton's upstream client parsed like a parser: an upstream on a raw TCP
@@ -209,6 +209,22 @@ describe('connections to a well-behaved upstream', () => {
     await new Promise(resolve => setTimeout(resolve, 1_300))
     await send(`${baton.url}/after-hint`)
     expect(connOf('/after-hint').id).toBe(fiveSeconds.id)
+  })
+
+  it('a client that leaves mid-download: a short rest of the response is read and dropped, and the connection kept', async () => {
+    let sendRest: (() => void) | undefined
+    up.scripts.set('/download', (_req, socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 131072\r\n\r\n${'a'.repeat(65_536)}`)
+      sendRest = () => socket.write('b'.repeat(65_536))
+    })
+    const r = await raw(baton.ports[0], 'GET /download HTTP/1.1\r\nHost: web\r\n\r\n', { waitMs: 300 })
+    expect(r.closed).toBe(false)
+    expect(r.statuses).toEqual([200])
+    const conn = connOf('/download')
+    sendRest?.()
+    // Once the rest is read, the connection is the pool's last idle one: the next request takes it.
+    await waitFor(async () => (await send(`${baton.url}/after-download`)).text === 'ok' && connOf('/after-download').id === conn.id, 5_000)
+    expect(conn.socket.destroyed).toBe(false)
   })
 
   it('a reused connection the upstream closed under a GET: retried on a new one (G4); a POST is not repeated', async () => {

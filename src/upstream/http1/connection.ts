@@ -152,8 +152,18 @@ export class Connection {
     this.socket.resume()
   }
 
-  /** The exchange gives up on this request: the connection is closed (it cannot be trusted mid-message). */
+  /**
+   * The exchange gives up on this request (its client left). A response
+   * whose rest is known and small is read to its end and dropped, as nginx's
+   * buffering does, so the connection carries the next request; any other
+   * is closed (mid-message a connection cannot be trusted).
+   */
   abort (): void {
+    if (this.phase === Phase.Body && this.framing === Framing.Length && this.remaining <= DRAIN_LIMIT && this.requestDone && this.announced) {
+      this.handler = DRAINING
+      this.resume()
+      return
+    }
     this.handler = null
     this.close()
   }
@@ -334,6 +344,7 @@ export class Connection {
 
   /** Copies buf[start, end) out of the shared read buffer to the handler; false when the handler left. */
   private deliver (handler: ResponseHandler, buf: Buffer, start: number, end: number): boolean {
+    if (handler === DRAINING) return true
     const chunk = Buffer.allocUnsafe(end - start)
     buf.copy(chunk, 0, start, end)
     if (!handler.onResponseData(chunk)) this.paused = true
@@ -406,6 +417,19 @@ export class Connection {
   }
 
   private readonly onDrain = (): void => { this.handler?.onUpstreamDrain() }
+}
+
+/** Most response bytes still to come that a connection reads and drops after its client left, to keep it. */
+const DRAIN_LIMIT = 256 * 1024
+
+/** The handler of a response read only to keep its connection. */
+const DRAINING: ResponseHandler = {
+  onInformational: () => undefined,
+  onResponseHead: () => undefined,
+  onResponseData: () => true,
+  onResponseEnd: () => undefined,
+  onUpstreamError: () => undefined,
+  onUpstreamDrain: () => undefined
 }
 
 /** `at` when a match lies wholly inside [0, end) of a buffer that holds stale bytes after end, else -1. */
