@@ -38,6 +38,12 @@ function str (s: string | undefined): string {
 // eslint-disable-next-line no-control-regex
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f]/
 
+function countLines (text: string): number {
+  let n = 0
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++
+  return n
+}
+
 /**
  * The access log (SPEC §8): one JSON object a line per request, written by
  * sonic-boom (pino's writer) off the event loop: lines gather in a batch,
@@ -69,8 +75,8 @@ export class AccessLog {
     this.writer.on('error', (err: NodeJS.ErrnoException) => {
       log('error', 'access log write failed', { path: this.path, code: err.code, error: err.message })
     })
-    this.writer.on('drop', () => { this.dropped++ })
-    this.flusher = setInterval(this.flush, FLUSH_EVERY).unref()
+    this.writer.on('drop', (data: string) => { this.dropped += countLines(data) })
+    this.flusher = setInterval(this.tick, FLUSH_EVERY).unref()
     process.once('exit', this.onExit)
   }
 
@@ -107,12 +113,17 @@ export class AccessLog {
     })
   }
 
-  /** Moves the batch to the writer, which writes it at once unless a write is under way. */
-  private readonly flush = (): void => {
+  /** Once a second: what is gathered goes out, and lines dropped meanwhile are reported (once, not per line). */
+  private readonly tick = (): void => {
+    this.flush()
     if (this.dropped > 0) {
       log('warn', 'access log lines dropped: the destination is slower than the traffic', { path: this.path, lines: this.dropped })
       this.dropped = 0
     }
+  }
+
+  /** Moves the batch to the writer, which writes it at once unless a write is under way. */
+  private flush (): void {
     if (this.batch === '' || this.closed) return
     const batch = this.batch
     this.batch = ''
