@@ -23,7 +23,8 @@ const lines = (file: string): Line[] => existsSync(file)
 
 /** The log line whose path is `path`, once it is written (within the 1 s flush). */
 async function lineFor (file: string, path: string): Promise<Line> {
-  return await waitFor(() => lines(file).find(l => l.path === path), 5_000)
+  // waitFor resolves only with a value that is there.
+  return await waitFor(() => lines(file).find(l => l.path === path), 5_000) as Line
 }
 
 describe('the access log', () => {

@@ -126,6 +126,10 @@ export class ResponseHead {
   }
 
   private connection (value: string): string | undefined {
+    // The usual values, without splitting a list.
+    const lower = value.toLowerCase()
+    if (lower === 'keep-alive') return KEEP_ALIVE
+    if (lower === 'close') { this.close = true; return undefined }
     let keepAlive = false
     for (const item of value.split(',')) {
       const token = item.trim().toLowerCase()
@@ -148,6 +152,11 @@ function isOws (c: number): boolean { return c === 32 || c === 9 }
 
 /** The N of `timeout=N` in a Keep-Alive value (RFC 2068 §19.7.1.1), or -1. */
 function keepAliveTimeout (value: string): number {
+  // The usual `timeout=5` (what Node sends), without a regular expression.
+  if (value.startsWith('timeout=')) {
+    const n = Number(value.slice(8))
+    if (Number.isInteger(n) && n >= 0) return n
+  }
   const m = /(?:^|[,;\s])timeout\s*=\s*"?(\d{1,9})/i.exec(value)
   return m === null ? -1 : Number(m[1])
 }
