@@ -6,6 +6,11 @@ import { log } from '../log.js'
 const { SonicBoom } = sonicBoom
 type SonicBoom = InstanceType<typeof SonicBoom>
 
+declare module 'sonic-boom' {
+  // With contentMode 'buffer' it takes Buffers (its typings name only strings).
+  interface SonicBoom { write (data: Buffer): boolean }
+}
+
 /** What a log line needs of the client's request. */
 interface LoggedRequest {
   readonly method?: string
@@ -38,9 +43,9 @@ function str (s: string | undefined): string {
 // eslint-disable-next-line no-control-regex
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f]/
 
-function countLines (text: string): number {
+function countLines (bytes: Buffer): number {
   let n = 0
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++
+  for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) n++
   return n
 }
 
@@ -54,7 +59,9 @@ export class AccessLog {
   readonly path: string
   private readonly writer: SonicBoom
   private readonly batchLimit: number
-  private batch = ''
+  /** Lines gathered, as UTF-8 bytes: each line is encoded once, into this. */
+  private batch: Buffer
+  private used = 0
   private readonly flusher: NodeJS.Timeout
   private lastMs = 0
   private lastIso = ''
@@ -68,6 +75,7 @@ export class AccessLog {
     this.writer = new SonicBoom({
       ...(stream === undefined ? { dest: config.path, mkdir: false, append: true } : { fd: stream }),
       sync: false,
+      contentMode: 'buffer',
       minLength: 0,
       maxWrite: this.batchLimit,
       maxLength: MAX_PENDING
@@ -75,7 +83,8 @@ export class AccessLog {
     this.writer.on('error', (err: NodeJS.ErrnoException) => {
       log('error', 'access log write failed', { path: this.path, code: err.code, error: err.message })
     })
-    this.writer.on('drop', (data: string) => { this.dropped += countLines(data) })
+    this.writer.on('drop', (data: Buffer) => { this.dropped += countLines(data) })
+    this.batch = Buffer.allocUnsafe(this.batchLimit)
     this.flusher = setInterval(this.tick, FLUSH_EVERY).unref()
     process.once('exit', this.onExit)
   }
@@ -88,8 +97,12 @@ export class AccessLog {
       `"host":${str(host)},"path":${str(req.url)},"protocol":"HTTP/1.${req.httpVersionMinor}","status":${status},` +
       `"bytesIn":${bytesIn},"bytesOut":${bytesOut},"durationMs":${Math.round(ms * 1000) / 1000},"pool":${str(pool)},` +
       `"instance":${str(upstream?.id)},"version":${str(upstream?.version)},"attempts":${attempts},"error":${str(error)}}\n`
-    if (this.batch.length + line.length > this.batchLimit) this.flush()
-    this.batch += line
+    // A line of n characters takes at most 3n bytes in UTF-8.
+    if (this.used + line.length * 3 > this.batchLimit) {
+      this.flush()
+      if (line.length * 3 > this.batchLimit) { this.writer.write(Buffer.from(line)); return }
+    }
+    this.used += this.batch.write(line, this.used)
   }
 
   /** Reopens the file (after logrotate moved it); stdout and stderr stay as they are. */
@@ -124,10 +137,12 @@ export class AccessLog {
 
   /** Moves the batch to the writer, which writes it at once unless a write is under way. */
   private flush (): void {
-    if (this.batch === '' || this.closed) return
-    const batch = this.batch
-    this.batch = ''
-    this.writer.write(batch)
+    if (this.used === 0 || this.closed) return
+    // The writer keeps the bytes until they are written: they go to it, and a new batch begins.
+    const bytes = this.batch.subarray(0, this.used)
+    this.batch = Buffer.allocUnsafe(this.batchLimit)
+    this.used = 0
+    this.writer.write(bytes)
   }
 
   /** An exit without stop (a crash): what is gathered is written synchronously, best effort. */
