@@ -3,6 +3,7 @@ import type { Metrics } from '../metrics/registry.js'
 import { Outcome } from '../metrics/traffic.js'
 import type { Connection, ResponseHandler } from '../upstream/http1/connection.js'
 import { RequestBody } from '../upstream/http1/connection.js'
+import { recyclable, recycle } from '../upstream/http1/chunks.js'
 import { protocolError, type UpstreamError } from '../upstream/http1/errors.js'
 import type { ResponseHead } from '../upstream/http1/head.js'
 import type { ConnectionWaiter } from '../upstream/http1/pool.js'
@@ -70,6 +71,10 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
   private bodyBlocked = false
   /** A 'drain' listener is on the client response. */
   private awaitingDrain = false
+  /** Large body chunks the client socket has not written yet, oldest first (see chunks.ts). */
+  private lent: Buffer[] | undefined
+  /** The write callback of lent chunks, made for the first one. */
+  private chunkWritten: (() => void) | undefined
   private headersSent = false
   private done = false
   private status = 0
@@ -187,7 +192,14 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
 
   onResponseData (chunk: Buffer): boolean {
     this.bytesOut += chunk.length
-    const ok = this.res.write(chunk)
+    let ok: boolean
+    if (recyclable(chunk)) {
+      // Node calls write callbacks in order, once the bytes are written (or dropped with the socket).
+      (this.lent ??= []).push(chunk)
+      ok = this.res.write(chunk, this.chunkWritten ??= () => this.onChunkWritten())
+    } else {
+      ok = this.res.write(chunk)
+    }
     if (!ok && !this.awaitingDrain) {
       this.awaitingDrain = true
       this.res.once('drain', this.onClientDrain)
@@ -274,6 +286,12 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
     const ms = performance.now() - this.started
     upstream.observe(status, ms / 1000, outcome)
     this.ctx.accessLog?.request(this.req, this.head.host, status, this.bytesIn, this.bytesOut, ms, this.pool.name, upstream, this.attempts, error)
+  }
+
+  /** The oldest large chunk lent to the client socket is written: its buffer goes back for reuse. */
+  private onChunkWritten (): void {
+    const chunk = this.lent?.shift()
+    if (chunk !== undefined) recycle(chunk)
   }
 
   private readonly onClientDrain = (): void => {

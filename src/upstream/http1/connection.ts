@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { ChunkedDecoder } from './chunked.js'
+import { copyOut } from './chunks.js'
 import { protocolError, socketErrorKind, UpstreamError } from './errors.js'
 import { MAX_HEAD_BYTES, ResponseHead } from './head.js'
 import { RequestBody, type ConnectionOwner, type ResponseHandler } from './types.js'
@@ -312,9 +313,7 @@ export class Connection {
   /** Copies buf[start, end) out of the shared read buffer to the handler; false when the handler left. */
   private deliver (handler: ResponseHandler, buf: Buffer, start: number, end: number): boolean {
     if (handler === DRAINING) return true
-    const chunk = Buffer.allocUnsafe(end - start)
-    buf.copy(chunk, 0, start, end)
-    if (!handler.onResponseData(chunk)) this.paused = true
+    if (!handler.onResponseData(copyOut(buf, start, end))) this.paused = true
     return this.handler === handler
   }
 

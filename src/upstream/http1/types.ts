@@ -11,7 +11,11 @@ export interface ResponseHandler {
   onInformational (head: ResponseHead): void
   /** The final head. `head` is reused by the connection: read it now. */
   onResponseHead (head: ResponseHead): void
-  /** A run of body bytes (a copy the handler may keep). false: stop reading until resume(). */
+  /**
+   * A run of body bytes, a copy the handler owns: once nothing refers to it
+   * any more it may give it back with recycle() (chunks.ts). false: stop
+   * reading until resume().
+   */
   onResponseData (chunk: Buffer): boolean
   /** The response is complete; the connection has already gone back to its pool (or been closed). */
   onResponseEnd (trailers: readonly string[] | undefined): void
