@@ -24,10 +24,10 @@
 // median per way of each column; --json writes every run.
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
-import { parseArgs } from 'node:util'
 import { DEFAULT_LOAD, startLoad } from './compare/load.mjs'
 import { buildBaton, installCleanup, sleep, stopAll } from './compare/procs.mjs'
 import { LABELS, WAYS } from './compare/ways.mjs'
+import { readOptions } from './lib/options.mjs'
 
 const USAGE = `usage: node scripts/compare.mjs [options]
   --rounds N           interleaved rounds (default 3)
@@ -45,29 +45,13 @@ const USAGE = `usage: node scripts/compare.mjs [options]
 const KINDS = ['keepalive', 'close', 'post', 'slow', 'ws']
 
 function options () {
-  const { values } = parseArgs({
-    options: {
-      rounds: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      json: { type: 'string' },
-      ways: { type: 'string' },
-      steady: { type: 'string' },
-      after: { type: 'string' },
-      warmup: { type: 'string' },
-      'drain-timeout': { type: 'string', default: '30s' },
-      'pm2-kill-signal': { type: 'string', default: 'SIGTERM' },
-      'skip-build': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false }
-    },
-    allowPositionals: false
+  const { values, num } = readOptions(USAGE, {
+    ways: { type: 'string' },
+    steady: { type: 'string' },
+    after: { type: 'string' },
+    'drain-timeout': { type: 'string', default: '30s' },
+    'pm2-kill-signal': { type: 'string', default: 'SIGTERM' }
   })
-  if (values.help) { process.stdout.write(USAGE + '\n'); process.exit(0) }
-  const num = (name, dflt, min) => {
-    if (values[name] === undefined) return dflt
-    const n = Number(values[name])
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}`)
-    return n
-  }
   const ways = values.ways === undefined ? Object.keys(WAYS) : values.ways.split(',').map(s => s.trim()).filter(Boolean)
   for (const w of ways) if (!(w in WAYS)) throw new Error(`unknown way ${w}; choose among ${Object.keys(WAYS).join(', ')}`)
   return {

@@ -1,7 +1,8 @@
 // Shared pieces of the benchmark (scripts/bench.mjs) and the profiler
-// (scripts/bench/profile.mjs): /proc readers for CPU and memory, the load generators (wrk, else autocannon) and
-// the targets (backend, baton, http-proxy, undici, nginx). Child processes
-// come from scripts/lib/procs.mjs.
+// (scripts/bench/profile.mjs): /proc readers for CPU and memory, CPU pinning,
+// the load generators (wrk, else autocannon) and the targets (backends, baton,
+// http-proxy, undici, nginx, HAProxy). Child processes come from
+// scripts/lib/procs.mjs.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
@@ -15,6 +16,20 @@ export * from '../lib/procs.mjs'
 
 export const HERE = fileURLToPath(new URL('.', import.meta.url))
 export const NGINX = '/usr/sbin/nginx'
+export const HAPROXY = which('haproxy') ?? '/usr/sbin/haproxy'
+
+/**
+ * CPU pinning (--pin): servers (proxies and backends) on one set of CPUs,
+ * the load generator on another, through taskset. Undefined: no pinning.
+ */
+let pinning
+export function setPinning (p) { pinning = p }
+
+/** spawnChild, under taskset when pinning is on; `role` is 'server' or 'load'. */
+function spawnPinned (role, name, cmd, args, opts) {
+  if (pinning === undefined) return spawnChild(name, cmd, args, opts)
+  return spawnChild(name, which('taskset') ?? 'taskset', ['-c', pinning[role], cmd, ...args], opts)
+}
 
 /** Clock ticks per second of /proc/PID/stat utime and stime. */
 export const CLK_TCK = (() => {
@@ -148,7 +163,7 @@ export function parseWrk (out) {
 }
 
 async function runWrk ({ url, seconds, connections, threads }) {
-  const p = spawnChild('wrk', which('wrk'), [
+  const p = spawnPinned('load', 'wrk', which('wrk'), [
     '-t', String(threads), '-c', String(Math.max(connections, threads)), '-d', `${Math.max(1, Math.round(seconds))}s`, '--latency', url
   ])
   const code = await p.exited
@@ -182,53 +197,71 @@ export async function runLoad (tool, opts) {
 
 // ---------------------------------------------------------------------------
 // Targets. Each: { name, url, pids() -> the PIDs whose CPU is the proxy's,
-// stop() }. The backend is shared by all.
+// stop() }. The backends are shared by all.
 
-export const BACKEND_BODY = 'hello from the bench backend\n'
+/** What the backends answer on `/` (100 bytes); `/64k` answers 65,536. */
+export const BODY_100 = 'a'.repeat(100)
+/** The URL path of each body size. */
+export const SIZE_PATHS = { 100: '/', 65536: '/64k' }
 
 export async function startBackend () {
-  const p = spawnChild('backend', process.execPath, [join(HERE, 'backend.mjs')], { env: { ...process.env, BODY: BACKEND_BODY } })
+  const p = spawnPinned('server', 'backend', process.execPath, [join(HERE, 'backend.mjs')])
   const { port } = await p.waitLine(l => typeof l?.port === 'number')
   return { name: 'backend', proc: p, port, url: `http://127.0.0.1:${port}/`, pids: () => [p.pid], stop: () => p.stop() }
 }
 
-export function batonConfig (backendPort, dir) {
-  const file = join(dir, 'baton.yaml')
+/** Connections opened to the backends so far (those of these queries left out). */
+export async function backendConnections (backends) {
+  let n = 0
+  for (const b of backends) n += Number((await httpGet(`http://127.0.0.1:${b.port}/__bench/connections`)).body)
+  return n
+}
+
+export function batonConfig (backendPorts, dir, accessLog) {
+  const file = join(dir, accessLog === undefined ? 'baton.yaml' : 'baton-log.yaml')
   writeFileSync(file, [
     'listen: [{ port: 0, host: 127.0.0.1 }]',
     'admin: { listen: 127.0.0.1:0 }',
+    ...(accessLog === undefined ? [] : [`accessLog: { path: ${JSON.stringify(accessLog)} }`]),
     'pools:',
     '  web:',
-    `    servers: [127.0.0.1:${backendPort}]`,
+    `    servers: [${backendPorts.map(p => `127.0.0.1:${p}`).join(', ')}]`,
     ''
   ].join('\n'))
   return file
 }
 
-/** baton from dist/, optionally with extra node flags (e.g. --cpu-prof). */
-export async function startBaton (backendPort, dir, nodeFlags = []) {
+/** baton from dist/, optionally with extra node flags (e.g. --cpu-prof) and an access log file. */
+export async function startBaton (backendPorts, dir, nodeFlags = [], o = {}) {
   const cli = join(ROOT, 'dist/cli/main.js')
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build baton first (npx tsc -p tsconfig.json)`)
-  const config = batonConfig(backendPort, dir)
-  const p = spawnChild('baton', process.execPath, [...nodeFlags, cli, 'start', '-c', config])
+  const config = batonConfig(backendPorts, dir, o.accessLog)
+  const name = o.name ?? 'baton'
+  const p = spawnPinned('server', name, process.execPath, [...nodeFlags, cli, 'start', '-c', config])
   const started = await p.waitLine(l => l?.msg === 'baton started', 30_000)
   const port = started.listeners[0].port
-  return { name: 'baton', proc: p, port, url: `http://127.0.0.1:${port}/`, pids: () => [p.pid], stop: () => p.stop() }
+  return { name, proc: p, port, url: `http://127.0.0.1:${port}/`, pids: () => [p.pid], stop: () => p.stop() }
 }
 
-async function startNodeProxy (name, file, backendPort) {
-  const p = spawnChild(name, process.execPath, [join(HERE, file)], { env: { ...process.env, TARGET_PORT: String(backendPort) } })
+async function startNodeProxy (name, file, backendPorts) {
+  const p = spawnPinned('server', name, process.execPath, [join(HERE, file)], { env: { ...process.env, TARGET_PORTS: backendPorts.join(',') } })
   const { port } = await p.waitLine(l => typeof l?.port === 'number')
   return { name, proc: p, port, url: `http://127.0.0.1:${port}/`, pids: () => [p.pid], stop: () => p.stop() }
 }
 
-export const startHttpProxy = backendPort => startNodeProxy('http-proxy', 'http-proxy.mjs', backendPort)
-export const startUndiciProxy = backendPort => startNodeProxy('undici', 'undici-proxy.mjs', backendPort)
+export const startHttpProxy = backendPorts => startNodeProxy('http-proxy', 'http-proxy.mjs', backendPorts)
+export const startUndiciProxy = backendPorts => startNodeProxy('undici', 'undici-proxy.mjs', backendPorts)
 
 export function nginxVersion () {
   const r = spawnSync(NGINX, ['-v'], { encoding: 'utf8' })
   const m = /nginx\/[\w.-]+/.exec(`${r.stderr ?? ''}${r.stdout ?? ''}`)
   return m === null ? 'nginx' : m[0]
+}
+
+export function haproxyVersion () {
+  const r = spawnSync(HAPROXY, ['-v'], { encoding: 'utf8' })
+  const m = /HAProxy version ([\w.-]+)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)
+  return m === null ? 'HAProxy' : `HAProxy ${m[1]}`
 }
 
 /** "wrk 4.1.0" from `wrk --version` (which also prints its usage). */
@@ -243,7 +276,7 @@ export function wrkVersion () {
  * dir (prefix, conf, pid, logs, temp paths), in the foreground, as the
  * current user. Its CPU is master + workers.
  */
-export async function startNginx (backendPort) {
+export async function startNginx (backendPorts) {
   const dir = tempDir('baton-bench-nginx-')
   const port = await freePort()
   const me = userInfo()
@@ -265,7 +298,7 @@ http {
   keepalive_requests 1000000;
   keepalive_timeout 65s;
   upstream backend {
-    server 127.0.0.1:${backendPort};
+${backendPorts.map(p => `    server 127.0.0.1:${p};`).join('\n')}
     keepalive 64;
     keepalive_requests 1000000;
   }
@@ -279,10 +312,10 @@ http {
   }
 }
 `)
-  const p = spawnChild('nginx', NGINX, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/error.log`])
+  const p = spawnPinned('server', 'nginx', NGINX, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/error.log`])
   const url = `http://127.0.0.1:${port}/`
   try {
-    await waitHealthy('nginx', url, BACKEND_BODY)
+    await waitHealthy('nginx', url, BODY_100)
   } catch (err) {
     let log = ''
     try { log = readFileSync(join(dir, 'error.log'), 'utf8') } catch { /* none */ }
@@ -307,6 +340,40 @@ http {
       for (const w of workers) if (alive(w)) { try { process.kill(w, 'SIGKILL') } catch { /* gone */ } }
     }
   }
+}
+
+/**
+ * HAProxy, one process with one thread, HTTP mode, server connections kept
+ * and shared between client connections (http-reuse always), in the
+ * foreground (-db).
+ */
+export async function startHaproxy (backendPorts) {
+  const dir = tempDir('baton-bench-haproxy-')
+  const port = await freePort()
+  const conf = join(dir, 'haproxy.cfg')
+  writeFileSync(conf, `# written by scripts/bench.mjs
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 65s
+  timeout server 65s
+  timeout http-keep-alive 65s
+  option http-keep-alive
+  http-reuse always
+frontend bench
+  bind 127.0.0.1:${port}
+  default_backend backends
+backend backends
+  balance roundrobin
+${backendPorts.map((p, i) => `  server b${i} 127.0.0.1:${p}`).join('\n')}
+`)
+  const p = spawnPinned('server', 'haproxy', HAPROXY, ['-db', '-f', conf])
+  const url = `http://127.0.0.1:${port}/`
+  await waitHealthy('haproxy', url, BODY_100)
+  return { name: 'haproxy', proc: p, port, url, dir, pids: () => [p.pid], stop: () => p.stop() }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // CPU profile of baton under load, and where its time goes.
 //
-//   node scripts/bench/profile.mjs [--duration S] [--connections C] [--dir DIR] [--top N] [--json FILE]
+//   node scripts/bench/profile.mjs [--size 100|65536] [--duration S] [--connections C] [--dir DIR] [--top N] [--json FILE]
 //   node scripts/bench/profile.mjs --analyze FILE.cpuprofile [--top N]
 //
 // Starts the bench backend and `node --cpu-prof --cpu-prof-dir=DIR
@@ -18,7 +18,7 @@ import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import {
-  BACKEND_BODY, ROOT, cpuMicros, installCleanup, loadTool, memoryKb, runLoad, sleep, startBackend, startBaton, stopAll, tempDir, waitHealthy
+  BODY_100, ROOT, SIZE_PATHS, cpuMicros, installCleanup, loadTool, memoryKb, runLoad, sleep, startBackend, startBaton, stopAll, tempDir, waitHealthy
 } from './lib.mjs'
 
 const GROUPS = {
@@ -29,7 +29,8 @@ const GROUPS = {
   tick: 'node events / timers / microtasks',
   nodeOther: 'node, other',
   undici: 'undici client',
-  baton: "baton's own code",
+  client: "baton's upstream client (src/upstream/http1)",
+  baton: "baton's own code, besides",
   metrics: 'prom-client metrics',
   deps: 'other dependencies',
   other: 'other'
@@ -39,6 +40,7 @@ function groupOfUrl (url) {
   if (url.startsWith('wasm://') || url.includes('/node_modules/undici/')) return 'undici'
   if (url.includes('/node_modules/prom-client/') || url.includes('/node_modules/tdigest/') || url.includes('/node_modules/bintrees/')) return 'metrics'
   if (url.includes('/node_modules/')) return 'deps'
+  if (url.includes('/upstream/http1/')) return 'client'
   if (url.includes('/dist/') || url.includes('/src/')) return 'baton'
   if (!url.startsWith('node:')) return 'other'
   const m = url.slice(5)
@@ -188,7 +190,7 @@ export function report (a, top) {
   lines.push('')
   lines.push('| function | where | group | total ms | % |')
   lines.push('|---|---|---|---:|---:|')
-  const picked = a.inclusive.filter(f => f.groupKey === 'baton' || /^(parserOnHeadersComplete|onStreamRead|resOnFinish|writeHead|end|onHeadersComplete|onMessageComplete|onBody|writeH1|execute|emit|processTicksAndRejections|listOnTimeout)$/.test(f.name))
+  const picked = a.inclusive.filter(f => f.groupKey === 'baton' || f.groupKey === 'client' || /^(parserOnHeadersComplete|onStreamRead|resOnFinish|writeHead|end|onHeadersComplete|onMessageComplete|onBody|writeH1|execute|emit|processTicksAndRejections|listOnTimeout)$/.test(f.name))
   for (const f of picked.slice(0, top)) lines.push(`| \`${f.name}\` | \`${f.where}\` | ${f.group} | ${ms(f.totalUs)} | ${f.pct.toFixed(1)} |`)
   return lines.join('\n')
 }
@@ -207,6 +209,7 @@ async function main () {
       duration: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '2' },
       connections: { type: 'string', default: '50' },
+      size: { type: 'string', default: '100' },
       threads: { type: 'string', default: '1' },
       dir: { type: 'string', default: '/tmp/baton-prof' },
       top: { type: 'string', default: '15' },
@@ -218,7 +221,7 @@ async function main () {
     }
   })
   if (values.help) {
-    process.stdout.write('usage: node scripts/bench/profile.mjs [--duration S] [--warmup S] [--connections C] [--threads T] [--dir DIR] [--top N] [--json FILE] [--load wrk|autocannon] [--skip-build]\n' +
+    process.stdout.write('usage: node scripts/bench/profile.mjs [--size 100|65536] [--duration S] [--warmup S] [--connections C] [--threads T] [--dir DIR] [--top N] [--json FILE] [--load wrk|autocannon] [--skip-build]\n' +
       '       node scripts/bench/profile.mjs --analyze FILE.cpuprofile [--top N] [--json FILE]\n')
     return
   }
@@ -243,12 +246,15 @@ async function main () {
   const work = tempDir('baton-prof-')
   try {
     const backend = await startBackend()
-    const baton = await startBaton(backend.port, work, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
-    await waitHealthy('baton', baton.url, BACKEND_BODY)
-    if (Number(values.warmup) > 0) await runLoad(tool, { url: baton.url, seconds: Number(values.warmup), ...opts })
+    const baton = await startBaton([backend.port], work, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+    await waitHealthy('baton', baton.url, BODY_100)
+    const path = SIZE_PATHS[values.size]
+    if (path === undefined) throw new Error(`--size must be one of ${Object.keys(SIZE_PATHS).join(', ')}`)
+    const url = new URL(path, baton.url).href
+    if (Number(values.warmup) > 0) await runLoad(tool, { url, seconds: Number(values.warmup), ...opts })
     const cpu0 = cpuMicros([baton.proc.pid])
     const fromUs = nowUs()
-    const load = await runLoad(tool, { url: baton.url, seconds: Number(values.duration), ...opts })
+    const load = await runLoad(tool, { url, seconds: Number(values.duration), ...opts })
     const toUs = nowUs()
     const cpu = cpuMicros([baton.proc.pid]) - cpu0
     const mem = memoryKb([baton.proc.pid])

@@ -24,8 +24,14 @@ export const DEFAULTS = {
     retries: 2,
     /** Largest request head accepted from a client; larger gets 431. */
     maxHeaderSize: 16_384,
-    /** Idle upstream sockets are closed after this: below Node's 5 s server keep-alive. */
-    upstreamKeepAlive: 4_000
+    /**
+     * Idle upstream connections are closed after this when the upstream sends
+     * no `Keep-Alive: timeout=N` (with one: N less 1 s). Below Node's 5 s
+     * server keep-alive, so that baton never writes into a socket being closed.
+     */
+    upstreamKeepAlive: 4_000,
+    /** Connections to one upstream at most; requests beyond wait (up to the connect timeout) for one to free. */
+    upstreamConnections: 1024
   },
   pool: {
     balance: 'least-request' as const,

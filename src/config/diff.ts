@@ -4,6 +4,7 @@ import type { Config, PoolConfig } from './types.js'
 export interface ConfigDiff {
   listeners: boolean
   routes: boolean
+  /** Proxy settings changed. */
   proxy: boolean
   adminListen: boolean
   added: string[]

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument, type YAMLError } from 'yaml'
 import { crossCheck, type Report } from './check.js'
 import { DEFAULTS } from './defaults.js'
@@ -114,6 +115,12 @@ export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv 
   return normalise(parsed.data, file)
 }
 
+/** stdout and stderr as they are; a file path made absolute against the config file's folder (so reload and reopen find it whatever the working directory). */
+function accessLogConfig (path: string | undefined, file: string): { path: string } | undefined {
+  if (path === undefined) return undefined
+  return { path: path === 'stdout' || path === 'stderr' ? path : resolve(dirname(file), path) }
+}
+
 function valueAt (root: unknown, path: PathSegment[]): { present: boolean, value: unknown } {
   let v = root
   for (const seg of path) {
@@ -144,7 +151,12 @@ function normalise (cfg: RawConfig, file: string): Config {
     file,
     listen: cfg.listen.map(l => ({ host: l.host, port: l.port })),
     admin: { host: admin.host, port: admin.port, token: cfg.admin.token },
-    proxy: { timeouts: cfg.proxy.timeouts, retries: cfg.proxy.retries, maxHeaderSize: cfg.proxy.maxHeaderSize },
+    proxy: {
+      timeouts: cfg.proxy.timeouts,
+      retries: cfg.proxy.retries,
+      maxHeaderSize: cfg.proxy.maxHeaderSize,
+      accessLog: accessLogConfig(cfg.accessLog?.path, file)
+    },
     routes: routes.map(r => ({
       host: r.match.host?.toLowerCase(),
       pathPrefix: r.match.pathPrefix,

@@ -173,6 +173,11 @@ const proxy = z.strictObject({
   maxHeaderSize: wholeNumber('bytes').min(1024, 'at least 1024').max(1_048_576, 'at most 1 MiB').default(DEFAULTS.proxy.maxHeaderSize)
 })
 
+const accessLog = z.strictObject({
+  path: z.string({ error: 'expected stdout, stderr or a file path' }).min(1, 'expected stdout, stderr or a file path')
+    .refine(p => !p.endsWith('/'), 'expected a file path, not a folder')
+}, { error: 'expected a map such as { path: stdout }' })
+
 const route = z.strictObject({
   match: z.strictObject({
     host: z.string().min(1).regex(/^(\*\.)?[A-Za-z0-9_.-]+$/, 'expected a host name, or *.domain').optional(),
@@ -270,6 +275,7 @@ export const configSchema = z.strictObject({
   listen: z.array(listener, { error: 'expected a list of listeners such as - port: 8080' }).min(1, 'at least one listener'),
   admin: admin.prefault({}),
   proxy: proxy.prefault({}),
+  accessLog: accessLog.optional(),
   routes: z.array(route, { error: 'expected a list of routes' })
     .min(1, 'needs at least one route (or leave routes: out when there is only one pool)').optional(),
   // An empty pools: map is reported by crossCheck (zod's record hides some keys).

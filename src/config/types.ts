@@ -11,10 +11,15 @@ export interface RouteConfig {
   pool: string
 }
 
+/** SPEC §8 `accessLog`: `stdout`, `stderr`, or a file (made absolute against the config file's folder). */
+export interface AccessLogConfig { path: string }
+
 export interface ProxyConfig {
   timeouts: { connect: number, headers: number, idle: number, upstream: number, body: number }
   retries: number
   maxHeaderSize: number
+  /** The top-level `accessLog`, carried with the proxy settings it belongs to at run time; undefined: off. */
+  accessLog?: AccessLogConfig
 }
 
 export type PoolKind = 'process' | 'docker' | 'static'

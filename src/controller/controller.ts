@@ -209,6 +209,7 @@ export class Controller {
     const rollouts: string[] = []
     // One table with the new proxy settings, routes and pools: routes never point at a missing pool.
     await this.table.configure(next)
+    await this.link.reopenLogs()
     if (d.proxy) changes.push('proxy timeouts and retries applied')
     for (const name of d.added) {
       void this.addPool(next.pools[name]).started()

@@ -90,6 +90,8 @@ export interface DataPlaneLink {
   counts: () => Promise<MemberCounts[]>
   /** Each data plane's metrics as prom-client JSON, to be aggregated. */
   metrics: () => Promise<MetricsJson[]>
+  /** A reload happened: every data plane reopens its access log file (logrotate may have moved it). */
+  reopenLogs: () => Promise<void>
 }
 
 /** The data plane in this very process: every call is a method call. */
@@ -103,4 +105,5 @@ export class InProcessLink implements DataPlaneLink {
   async forget (memberId: string): Promise<void> { await this.plane.forget(memberId) }
   async counts (): Promise<MemberCounts[]> { return this.plane.counts() }
   async metrics (): Promise<MetricsJson[]> { return [await this.plane.metrics.json()] }
+  async reopenLogs (): Promise<void> { this.plane.reopenLogs() }
 }

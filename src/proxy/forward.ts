@@ -1,197 +1,349 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Dispatcher } from 'undici'
 import type { Metrics } from '../metrics/registry.js'
+import { Outcome } from '../metrics/traffic.js'
+import type { Connection, ResponseHandler } from '../upstream/http1/connection.js'
+import { RequestBody } from '../upstream/http1/connection.js'
+import { recyclable, recycle } from '../upstream/http1/chunks.js'
+import { protocolError, type UpstreamError } from '../upstream/http1/errors.js'
+import type { ResponseHead } from '../upstream/http1/head.js'
+import type { ConnectionWaiter } from '../upstream/http1/pool.js'
 import type { Pool } from '../upstream/pool.js'
 import type { Upstream } from '../upstream/upstream.js'
-import { Outcome } from '../metrics/traffic.js'
-import { classify, IDEMPOTENT, type UpstreamErrorKind } from './errors.js'
-import { responseHeaders, type RequestHead } from './headers.js'
+import type { AccessLog } from './access-log.js'
+import { countsAsFailure, failureStatus, REASONS, retriable, type UpstreamErrorKind } from './errors.js'
+import { forwardedTrailers, responseFields, type RequestHead } from './headers.js'
+import { responseClosed } from './in-progress.js'
 
 export interface ForwardContext {
   metrics: Metrics
   retries: number
   /** Longest pause allowed while a client sends its request body. */
   bodyTimeout: number
+  /** Where each finished request is logged, when an access log is configured. */
+  accessLog: AccessLog | undefined
 }
 
 /**
- * One client request on its way through an upstream, and the undici handler
- * for it (the callback API, so that no promise or stream is made per request).
- * An attempt that fails before any response byte is retried on another
- * instance when G4 allows: any method if the request was never written, an
- * idempotent one without a body otherwise.
+ * What the request path uses of a client request: node:http's
+ * IncomingMessage has it, and so does node:http2's compatibility request,
+ * so HTTP/2 streams can go through the same Exchange.
  */
-export class Exchange implements Dispatcher.DispatchHandler {
+export type ClientRequest = Pick<IncomingMessage,
+  'method' | 'url' | 'rawHeaders' | 'httpVersionMinor' | 'complete' | 'socket' |
+  'on' | 'once' | 'off' | 'read' | 'resume' | 'setTimeout'>
+
+/** Everything a paused request holds, as one Buffer (null when empty). */
+function readAll (req: ClientRequest): Buffer | null {
+  let body: Buffer | null = null
+  for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) body = body === null ? c : Buffer.concat([body, c])
+  return body
+}
+
+/** What the request path uses of a client response (node:http's ServerResponse, or http2's compatibility one). */
+export type ClientResponse = Pick<ServerResponse,
+  'writeHead' | 'write' | 'end' | 'destroy' | 'on' | 'once' | 'setHeader' | 'addTrailers' | 'writeEarlyHints' |
+  'headersSent' | 'destroyed' | 'writableFinished' | 'statusCode' | 'shouldKeepAlive'>
+
+const PLAIN = 'text/plain; charset=utf-8'
+
+/**
+ * One client request on its way through an upstream: it takes a connection
+ * from the upstream's pool, sends the head in one write, streams the body
+ * both ways with backpressure, and hears the response as callbacks (no
+ * promise, stream or event emitter per request). An attempt that fails
+ * before any response byte is retried on another instance when G4 allows
+ * (see retriable).
+ */
+export class Exchange implements ResponseHandler, ConnectionWaiter {
   private upstream: Upstream
   /** Upstreams this request failed on, made only when it is retried. */
   private tried: Upstream[] | undefined
   private attempts = 0
-  private connected = false
+  /** The connection of the current attempt, once it has one. */
+  private conn: Connection | undefined
+  /** The current attempt wrote its request (head, and the body so far). */
+  private sent = false
+  /** The request body is read ('readable'); false before the first attempt that sends it, and after an early answer. */
+  private reading = false
+  /** The head waited a turn of the event loop for the rest of the body (see onReadable). */
+  private waitedForBody = false
+  /** The upstream connection's buffer is full: the body waits for onUpstreamDrain. */
+  private bodyBlocked = false
+  /** A 'drain' listener is on the client response. */
+  private awaitingDrain = false
+  /** Large body chunks the client socket has not written yet, oldest first (see chunks.ts). */
+  private lent: Buffer[] | undefined
+  /** The write callback of lent chunks, made for the first one. */
+  private chunkWritten: (() => void) | undefined
   private headersSent = false
   private done = false
   private status = 0
-  private abortUpstream: ((err?: Error) => void) | undefined
-  private resume: (() => void) | undefined
+  private bytesIn = 0
+  private bytesOut = 0
   private readonly started = performance.now()
-  private readonly opts: Dispatcher.DispatchOptions
+  private readonly method: string
 
   constructor (
     private readonly ctx: ForwardContext,
     private readonly pool: Pool,
     upstream: Upstream,
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-    head: RequestHead
+    private readonly req: ClientRequest,
+    private readonly res: ClientResponse,
+    private readonly head: RequestHead
   ) {
     this.upstream = upstream
-    this.opts = {
-      path: req.url as string,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: head.headers,
-      body: head.hasBody ? req : null
-    }
+    this.method = req.method as string
     res.on('close', this.onClientClose)
     if (head.hasBody) {
       // A slow upload must not hold an upstream request open for ever.
       // On the request, not the socket: Node's server destroys a socket whose
       // timeout nobody on the request, response or server listens to.
       req.setTimeout(ctx.bodyTimeout, this.onBodyTimeout)
-      req.once('end', this.onBodyEnd)
     }
   }
 
   start (): void {
     this.upstream.inflight++
-    this.upstream.client.dispatch(this.opts, this)
+    this.attempts++
+    this.sent = false
+    this.upstream.connections.acquire(this)
   }
 
-  onConnect (abort: (err?: Error) => void): void {
-    this.abortUpstream = abort
-    this.connected = true
-    if (this.done) abort()
+  onConnection (conn: Connection): void {
+    if (this.done) { this.upstream.connections.giveBack(conn); return }
+    this.conn = conn
+    if (!this.head.hasBody) {
+      this.sent = true
+      conn.request(this, this.requestLine(''), RequestBody.None, this.method === 'HEAD', null)
+      return
+    }
+    // The head waits for the body's first bytes and goes out with them (one
+    // write): a body whose very start is malformed never reaches the upstream.
+    if (!this.reading) {
+      this.reading = true
+      this.req.on('readable', this.onReadable)
+      this.req.once('end', this.onBodyEnd)
+    } else {
+      this.onReadable()
+    }
   }
 
-  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true // 1xx informational: not forwarded
-    this.status = statusCode
-    this.resume = resume
-    // Should Node refuse the upstream's head (it throws), undici aborts the
-    // attempt and onError answers 502: nothing reached the client yet.
-    this.res.writeHead(statusCode, responseHeaders(rawHeaders))
+  /** The request line and head for the upstream; `framing` is the Content-Length or Transfer-Encoding line a re-framed body needs. */
+  private requestLine (framing: string): string {
+    return `${this.method} ${this.req.url as string} HTTP/1.1\r\n${this.head.fields}${framing}\r\n`
+  }
+
+  /** Moves body bytes from the client to the upstream while it takes them. */
+  private readonly onReadable = (): void => {
+    const conn = this.conn
+    if (conn === undefined || this.bodyBlocked) return
+    if (!this.sent) {
+      if (!this.req.complete && !this.waitedForBody) {
+        // Node reads a request's head and the body bytes that came with it
+        // in separate ticks: one turn of the loop later, a body sent whole is
+        // all here.
+        this.waitedForBody = true
+        setImmediate(this.onReadable)
+        return
+      }
+      this.sent = true
+      if (this.req.complete) {
+        // The whole body is here: it goes on with a Content-Length, as nginx
+        // sends it, whatever framing the client used.
+        const body = readAll(this.req)
+        const length = body === null ? 0 : body.length
+        this.bytesIn += length
+        conn.request(this, this.requestLine(this.head.chunked ? `content-length: ${length}\r\n` : ''), RequestBody.Length, false, body)
+        conn.endBody()
+        return
+      }
+      const first = this.req.read() as Buffer | null
+      if (first !== null) this.bytesIn += first.length
+      const chunked = this.head.chunked
+      conn.request(this, this.requestLine(chunked ? 'transfer-encoding: chunked\r\n' : ''), chunked ? RequestBody.Chunked : RequestBody.Length, false, first)
+    }
+    for (let chunk = this.req.read() as Buffer | null; chunk !== null; chunk = this.req.read() as Buffer | null) {
+      this.bytesIn += chunk.length
+      if (!conn.writeBody(chunk)) { this.bodyBlocked = true; return }
+    }
+  }
+
+  onInformational (head: ResponseHead): void {
+    // 103 Early Hints, to HTTP/1.1 clients only (RFC 9110 §15.2); only its Link fields can be passed on.
+    if (head.status !== 103 || this.req.httpVersionMinor !== 1) return
+    const link: string[] = []
+    for (let i = 0; i < head.headers.length; i += 2) if (head.headers[i].toLowerCase() === 'link') link.push(head.headers[i + 1])
+    if (link.length === 0) return
+    try { this.res.writeEarlyHints({ link }) } catch { /* a Link Node refuses is not passed on */ }
+  }
+
+  onResponseHead (head: ResponseHead): void {
+    this.status = head.status
+    try {
+      this.res.writeHead(head.status, responseFields(head.headers, head.connectionTokens))
+    } catch {
+      // A field name or value Node will not write: nothing reached the client yet.
+      this.conn?.abort()
+      this.onUpstreamError(protocolError('has a header field that is not valid HTTP'))
+      return
+    }
     this.headersSent = true
-    return true
   }
 
-  onData (chunk: Buffer): boolean {
-    const ok = this.res.write(chunk)
-    if (!ok) this.res.once('drain', this.onDrain)
+  onResponseData (chunk: Buffer): boolean {
+    this.bytesOut += chunk.length
+    let ok: boolean
+    if (recyclable(chunk)) {
+      // Node calls write callbacks in order, once the bytes are written (or dropped with the socket).
+      (this.lent ??= []).push(chunk)
+      ok = this.res.write(chunk, this.chunkWritten ??= () => this.onChunkWritten())
+    } else {
+      ok = this.res.write(chunk)
+    }
+    if (!ok && !this.awaitingDrain) {
+      this.awaitingDrain = true
+      this.res.once('drain', this.onClientDrain)
+    }
     return ok
   }
 
-  onComplete (): void {
+  onResponseEnd (trailers: readonly string[] | undefined): void {
+    this.conn = undefined
+    this.stopReading()
+    if (trailers !== undefined && this.head.trailers) {
+      const fields = forwardedTrailers(trailers)
+      if (fields !== undefined) this.res.addTrailers(fields)
+    }
     this.res.end()
     if (this.status >= 500) this.pool.recordFailure(this.upstream)
     else this.pool.recordSuccess(this.upstream)
-    this.finish(this.status)
+    this.finish(this.status, Outcome.App, undefined)
   }
 
-  onError (err: Error): void {
+  onUpstreamError (err: UpstreamError): void {
+    this.conn = undefined
     if (this.done) return
-    const kind = classify(err)
-    if (kind === 'aborted' && this.res.destroyed) {
-      // The client left (finish() has run then), or its connection was closed
-      // after a 4xx for a malformed body: either way this exchange is over.
-      this.finish(499, Outcome.ClientAbort)
-      return
-    }
+    const kind = err.kind
     this.ctx.metrics.upstreamErrors.labels(this.pool.name, kind).inc()
     this.upstream.traffic.attemptError()
-    if (kind === 'refused' || kind === 'connect_timeout' || kind === 'reset') this.pool.recordFailure(this.upstream)
+    if (countsAsFailure(kind)) this.pool.recordFailure(this.upstream)
     if (this.headersSent) {
       // Part of the response is out: the only honest signal left is to cut it.
-      this.res.destroy(err)
-      this.finish(this.status, Outcome.UpstreamFailed)
+      this.res.destroy()
+      this.finish(this.status, Outcome.UpstreamFailed, kind)
       return
     }
-    if (this.retriable(kind)) {
+    if (this.attempts <= this.ctx.retries && !this.res.destroyed && retriable(kind, this.sent, this.method, this.head.hasBody)) {
       const tried = this.tried ??= []
       tried.push(this.upstream)
       const next = this.pool.pick(this.upstream, tried)
       if (next !== undefined) {
         this.ctx.metrics.retries.labels(this.pool.name).inc()
         this.upstream.traffic.retry()
-        this.attempts++
         this.upstream.release()
         this.upstream = next
-        this.connected = false
-        this.abortUpstream = undefined
         this.start()
         return
       }
     }
-    const status = kind === 'timeout' ? 504 : kind === 'no_fd' ? 503 : 502
-    this.reply(status, kind)
+    this.reply(failureStatus(kind), kind)
   }
 
-  private retriable (kind: UpstreamErrorKind): boolean {
-    if (this.attempts >= this.ctx.retries || this.res.destroyed) return false
-    if (!this.connected) return kind !== 'timeout' && kind !== 'body_timeout' && kind !== 'aborted' && kind !== 'no_fd'
-    return kind === 'reset' && this.opts.body === null && IDEMPOTENT.has(this.opts.method)
+  onUpstreamDrain (): void {
+    if (!this.bodyBlocked) return
+    this.bodyBlocked = false
+    this.onReadable()
   }
 
-  private reply (status: number, kind: string): void {
+  /** The upstream answered before it had the whole body (or the exchange ended): the rest is read and dropped. */
+  private stopReading (): void {
+    if (!this.reading) return
+    this.reading = false
+    this.req.off('readable', this.onReadable)
+    if (!this.req.complete) this.req.resume()
+  }
+
+  private reply (status: number, kind: UpstreamErrorKind): void {
     const body = status === 504
       ? 'baton: the upstream did not answer in time\n'
       : status === 503
-        ? 'baton: out of file descriptors; try again shortly\n'
+        ? kind === 'no_fd' ? 'baton: out of file descriptors; try again shortly\n' : 'baton: every connection to the upstream is busy; try again shortly\n'
         : `baton: the upstream failed (${kind})\n`
     if (!this.res.headersSent && !this.res.destroyed) {
       if (status === 503) this.res.setHeader('retry-after', '1')
-      this.res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+      this.res.writeHead(status, REASONS[status], { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body) })
       this.res.end(body)
+      this.bytesOut = Buffer.byteLength(body)
     }
-    this.finish(status, status === 502 ? Outcome.UpstreamFailed : Outcome.Baton5xx)
+    this.finish(status, status === 502 ? Outcome.UpstreamFailed : Outcome.Baton5xx, kind)
   }
 
-  private finish (status: number, outcome = Outcome.App): void {
+  private finish (status: number, outcome: Outcome, error: string | undefined): void {
     if (this.done) return
     this.done = true
-    this.upstream.release()
-    this.upstream.observe(status, (performance.now() - this.started) / 1000, outcome)
+    const upstream = this.upstream
+    upstream.release()
+    const ms = performance.now() - this.started
+    upstream.observe(status, ms / 1000, outcome)
+    this.ctx.accessLog?.request(this.req, this.head.host, status, this.bytesIn, this.bytesOut, ms, this.pool.name, upstream, this.attempts, error)
   }
 
-  private readonly onDrain = (): void => { this.resume?.() }
+  /** The oldest large chunk lent to the client socket is written: its buffer goes back for reuse. */
+  private onChunkWritten (): void {
+    const chunk = this.lent?.shift()
+    if (chunk !== undefined) recycle(chunk)
+  }
+
+  private readonly onClientDrain = (): void => {
+    this.awaitingDrain = false
+    this.conn?.resume()
+  }
 
   private readonly onBodyEnd = (): void => {
-    this.req.socket.setTimeout(0)
+    this.req.setTimeout(0)
     this.req.off('timeout', this.onBodyTimeout)
+    const conn = this.conn
+    if (conn === undefined || !this.reading) return
+    // A chunked body can end without a byte: the head goes out with its end.
+    if (!this.sent) this.onReadable()
+    conn.endBody()
   }
 
   /** The client stopped sending its body for bodyTimeout: 408, and the upstream request is dropped. */
   private readonly onBodyTimeout = (): void => {
-    this.onBodyEnd()
+    this.req.off('timeout', this.onBodyTimeout)
     if (this.done || this.req.complete) return
     this.res.shouldKeepAlive = false
     if (!this.res.headersSent) {
       const body = 'baton: the request body stopped arriving\n'
-      this.res.writeHead(408, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' })
+      this.res.writeHead(408, REASONS[408], { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body), connection: 'close' })
       this.res.end(body)
     } else {
       this.res.destroy()
     }
-    this.finish(408, Outcome.ClientAbort)
-    // After finish(): the upstream's abort error must not answer a second time.
-    this.abortUpstream?.()
+    this.finish(408, Outcome.ClientAbort, 'client body timeout')
+    this.abortUpstream()
   }
 
   /**
    * The client's response closed before this exchange ended: the client left,
    * or baton answered it itself (a 4xx for a malformed body). Either way the
-   * upstream work stops; if undici has not dispatched yet, onConnect aborts.
+   * upstream work stops: the connection is closed (mid-message it cannot be
+   * reused), or the wait for one is given up.
    */
   private readonly onClientClose = (): void => {
+    responseClosed(this.req.socket, this.res)
     if (this.done) return
-    this.abortUpstream?.()
-    this.finish(this.res.writableFinished ? this.res.statusCode : 499, Outcome.ClientAbort)
+    this.finish(this.res.writableFinished ? this.res.statusCode : 499, Outcome.ClientAbort, 'client closed')
+    this.abortUpstream()
+  }
+
+  private abortUpstream (): void {
+    const conn = this.conn
+    this.conn = undefined
+    if (conn === undefined) this.upstream.connections.cancel(this)
+    // Nothing was written on it yet: it is as good as idle.
+    else if (!this.sent) this.upstream.connections.giveBack(conn)
+    else conn.abort()
   }
 }

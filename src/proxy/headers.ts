@@ -6,17 +6,23 @@
  * common header costs one length check.
  */
 
+import { HOP_BY_HOP } from '../upstream/http1/head.js'
+
 const INTERESTING_LENGTHS = new Set([2, 4, 6, 7, 10, 14, 15, 16, 17])
 
-// HTTP2-Settings belongs to an h2c upgrade, which is never passed on (RFC 9113 §3.2.1: connection-specific).
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'])
-
 export interface RequestHead {
-  /** Flat [name, value, name, value, ...] for undici. */
-  headers: string[]
+  /**
+   * The header section for the upstream, one `Name: value\r\n` line per
+   * field (X-Forwarded-* last), without the empty line that ends it.
+   */
+  fields: string
   /** True when the request carries a body (Content-Length > 0 or Transfer-Encoding). */
   hasBody: boolean
-  /** The Host header as sent (routing strips its port). */
+  /** The body comes chunked: `fields` has no framing for it, the exchange adds Content-Length or Transfer-Encoding. */
+  chunked: boolean
+  /** The client accepts trailer fields (`TE: trailers`). */
+  trailers: boolean
+  /** The Host header as sent (routing strips its port); undefined without one. */
   host: string | undefined
   /**
    * Why the request must be refused before it goes anywhere, if it must:
@@ -34,19 +40,15 @@ export interface RequestHead {
 /** uri-host [":" port] (RFC 3986 §3.2.2): an IP literal or a reg-name, which may be empty. */
 const VALID_HOST = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?$/
 
-/** Whether a Host value has the syntax of RFC 9110 §7.2; a space, `/`, `@` or `?` in it would read differently upstream. */
-export function validHost (value: string): boolean {
-  return VALID_HOST.test(value)
-}
-
 const OWS = /^[ \t]+|[ \t]+$/g
+const LEADING_ZEROS = /^0+(?=\d)/
 
 /**
- * Checks a Transfer-Encoding value: 0 when it is a list that ends in
- * chunked, once, with at most `identity` before it; 400 when its framing is
- * wrong; 501 (RFC 9112 §6.1, as nginx) for another coding such as gzip,
- * which the upstream would never learn of: baton forwards the body
- * de-chunked and re-framed, and cannot send the coding on.
+ * Checks a Transfer-Encoding value: 0 when it is exactly chunked (as a list
+ * of one); 400 when its framing is wrong (no chunked last, or chunked
+ * twice); 501 (RFC 9112 §6.1, as nginx) for any other coding, `identity`
+ * included (no transfer coding since RFC 7230), which the upstream would
+ * never learn of: baton forwards the body de-chunked and re-framed.
  */
 function transferCodings (value: string): number {
   let last = ''
@@ -55,7 +57,7 @@ function transferCodings (value: string): number {
     const coding = item.replace(OWS, '').toLowerCase()
     if (coding === '') continue
     if (last === 'chunked') return 400
-    if (coding !== 'chunked' && coding !== 'identity') unknown = true
+    if (coding !== 'chunked') unknown = true
     last = coding
   }
   if (last !== 'chunked') return 400
@@ -78,15 +80,21 @@ function connectionTokens (raw: readonly string[]): Set<string> | undefined {
   return tokens
 }
 
+/**
+ * The request head as it goes upstream, and what the proxy must know about
+ * it, in one pass over the client's raw headers. `upgrade` keeps Upgrade and
+ * Connection (a WebSocket handshake).
+ */
 export function requestHead (raw: readonly string[], clientIp: string | undefined, proto: string, upgrade: boolean): RequestHead {
   const named = connectionTokens(raw)
-  const out: string[] = []
+  let fields = ''
   let xff: string | undefined
   let host: string | undefined
   let malformed: string | undefined
   let refuseStatus = 400
   let hasBody = false
   let codings = false
+  let trailers = false
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]
     const value = raw[i + 1]
@@ -98,10 +106,15 @@ export function requestHead (raw: readonly string[], clientIp: string | undefine
           refuseStatus = 400
         }
         host = value
-        out.push(name, value)
+        fields += `${name}: ${value}\r\n`
         continue
       }
-      if (lower === 'content-length') { if (value !== '0') hasBody = true; out.push(name, value); continue }
+      if (lower === 'content-length') {
+        if (value !== '0') hasBody = true
+        // Node's parser took leading zeros; an upstream might read them as octal.
+        fields += `${name}: ${value.charCodeAt(0) === 48 ? value.replace(LEADING_ZEROS, '') : value}\r\n`
+        continue
+      }
       if (lower === 'transfer-encoding') {
         hasBody = true
         const status = codings ? 400 : transferCodings(value)
@@ -114,52 +127,53 @@ export function requestHead (raw: readonly string[], clientIp: string | undefine
         codings = true
         continue
       }
-      // undici refuses Expect; baton answers 100-continue to the client itself (server.ts).
+      // baton answers 100-continue to the client itself (server.ts).
       if (lower === 'expect') continue
       if (lower === 'x-forwarded-for') { xff = xff === undefined ? value : `${xff}, ${value}`; continue }
       if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue
-      if (upgrade && (lower === 'upgrade' || lower === 'connection')) { out.push(name, value); continue }
+      if (upgrade && (lower === 'upgrade' || lower === 'connection')) { fields += `${name}: ${value}\r\n`; continue }
+      if (lower === 'te') { if (/(?:^|,)\s*trailers\s*(?:[;,]|$)/i.test(value)) trailers = true; continue }
       if (HOP_BY_HOP.has(lower)) continue
       if (named !== undefined && named.has(lower)) continue
     } else if (named !== undefined && named.has(name.toLowerCase())) {
       continue
     }
-    out.push(name, value)
+    fields += `${name}: ${value}\r\n`
   }
   const ip = clientIp ?? ''
-  out.push('x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`)
-  out.push('x-forwarded-proto', proto)
-  if (host !== undefined) out.push('x-forwarded-host', host)
-  return { headers: out, hasBody, host, malformed, refuseStatus }
+  fields += `x-forwarded-for: ${xff === undefined ? ip : `${xff}, ${ip}`}\r\nx-forwarded-proto: ${proto}\r\n`
+  if (host !== undefined) fields += `x-forwarded-host: ${host}\r\n`
+  return { fields, hasBody, chunked: codings, trailers, host, malformed, refuseStatus }
 }
 
 /**
- * Upstream response headers (undici gives Buffers) to a flat array for
- * `res.writeHead`, without hop-by-hop headers.
+ * The end-to-end fields of an upstream response for the client: the
+ * client's own list unless its Connection header named fields that stay on
+ * its hop (rare; then a filtered copy).
  */
-export function responseHeaders (raw: Buffer[]): string[] {
-  const out: string[] = []
-  let named: Set<string> | undefined
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString('latin1')
-    const value = raw[i + 1].toString('latin1')
-    if (INTERESTING_LENGTHS.has(name.length)) {
-      const lower = name.toLowerCase()
-      if (lower === 'connection') {
-        for (const t of value.split(',')) {
-          const tok = t.trim().toLowerCase()
-          if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (named ??= new Set()).add(tok)
-        }
-        continue
-      }
-      if (HOP_BY_HOP.has(lower)) continue
-    }
-    out.push(name, value)
-  }
-  if (named === undefined) return out
+export function responseFields (headers: string[], connectionTokens: readonly string[] | undefined): string[] {
+  if (connectionTokens === undefined) return headers
   const kept: string[] = []
-  for (let i = 0; i < out.length; i += 2) {
-    if (!named.has(out[i].toLowerCase())) kept.push(out[i], out[i + 1])
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!connectionTokens.includes(headers[i].toLowerCase())) kept.push(headers[i], headers[i + 1])
   }
   return kept
+}
+
+/** Fields that must not stand in a trailer section (RFC 9110 §6.5.1): framing, routing, controls, authentication, content metadata. */
+const NOT_IN_TRAILERS = new Set([
+  'content-length', 'transfer-encoding', 'host', 'content-encoding', 'content-type', 'content-range', 'trailer',
+  'authorization', 'proxy-authenticate', 'www-authenticate', 'set-cookie', 'cache-control', 'expect', 'max-forwards',
+  'pragma', 'range', 'te', 'age', 'expires', 'date', 'location', 'retry-after', 'vary', 'warning'
+])
+
+/** Trailer fields the client may be given, as [name, value] pairs for res.addTrailers; undefined when none. */
+export function forwardedTrailers (fields: readonly string[]): Array<[string, string]> | undefined {
+  let out: Array<[string, string]> | undefined
+  for (let i = 0; i < fields.length; i += 2) {
+    const lower = fields[i].toLowerCase()
+    if (NOT_IN_TRAILERS.has(lower) || HOP_BY_HOP.has(lower)) continue
+    (out ??= []).push([fields[i], fields[i + 1]])
+  }
+  return out
 }

@@ -6,8 +6,11 @@ import { log } from '../log.js'
 import type { Metrics } from '../metrics/registry.js'
 import type { Pool } from '../upstream/pool.js'
 import { Outcome } from '../metrics/traffic.js'
+import { AccessLog } from './access-log.js'
+import { REASONS } from './errors.js'
 import { Exchange, type ForwardContext } from './forward.js'
-import { requestHead, validHost } from './headers.js'
+import { requestHead, type RequestHead } from './headers.js'
+import { inProgress, setLatest } from './in-progress.js'
 import { Router } from './router.js'
 import { refuse, UpgradeTunnel } from './upgrade.js'
 
@@ -49,7 +52,12 @@ export class ProxyServer {
   constructor (table: RoutingTable, config: ProxyConfig, private readonly metrics: Metrics) {
     this.table = table
     this.config = config
-    this.ctx = { metrics, retries: config.retries, bodyTimeout: config.timeouts.body }
+    this.ctx = {
+      metrics,
+      retries: config.retries,
+      bodyTimeout: config.timeouts.body,
+      accessLog: config.accessLog === undefined ? undefined : new AccessLog(config.accessLog)
+    }
     this.tunnel = new UpgradeTunnel(metrics, config)
   }
 
@@ -82,13 +90,26 @@ export class ProxyServer {
     return opened
   }
 
-  /** Timeouts and retries from a reloaded config apply to new requests at once. */
+  /**
+   * Timeouts and retries from a reloaded config apply to new requests at
+   * once; the access log opens, moves or closes as the config now says.
+   */
   configure (config: ProxyConfig): void {
     this.config = config
     this.ctx.retries = config.retries
     this.ctx.bodyTimeout = config.timeouts.body
+    const current = this.ctx.accessLog
+    if (current === undefined || current.path !== config.accessLog?.path) {
+      this.ctx.accessLog = config.accessLog === undefined ? undefined : new AccessLog(config.accessLog)
+      void current?.close()
+    }
     this.tunnel.config = config
     for (const s of this.servers.values()) this.applyTimeouts(s)
+  }
+
+  /** Every reload (SIGHUP, POST /v1/reload) reopens the access log file: logrotate may have moved it. */
+  reopenAccessLog (): void {
+    this.ctx.accessLog?.reopen()
   }
 
   get addresses (): Array<{ host: string, port: number }> {
@@ -98,7 +119,7 @@ export class ProxyServer {
     })
   }
 
-  /** Stops accepting; keep-alive connections close as their requests finish. */
+  /** Stops accepting; keep-alive connections close as their requests finish; the access log is written out. */
   async close (graceMs: number): Promise<void> {
     this.closing = true
     const all = [...this.servers.values()]
@@ -106,11 +127,8 @@ export class ProxyServer {
     const closed = all.map(s => new Promise<void>(resolve => s.close(() => resolve())))
     const sweepIdle = (): void => {
       for (const s of all) s.closeIdleConnections()
-      // Node's closeIdleConnections spares connections that never sent a
-      // request; between requests a connection has no response attached.
-      for (const socket of this.sockets) {
-        if ((socket as Socket & { _httpMessage?: unknown })._httpMessage == null) socket.destroy()
-      }
+      // Node's closeIdleConnections spares connections that never sent a request.
+      for (const socket of this.sockets) if (inProgress(socket) === undefined) socket.destroy()
     }
     const sweep = setInterval(sweepIdle, 50)
     sweepIdle()
@@ -118,6 +136,9 @@ export class ProxyServer {
     await Promise.race([Promise.all(closed), deadline])
     clearInterval(sweep)
     for (const s of all) s.closeAllConnections()
+    // Requests cut just now log as their responses close, a tick later.
+    await new Promise(resolve => setImmediate(resolve))
+    await this.ctx.accessLog?.close()
   }
 
   private createServer (): Server {
@@ -154,45 +175,28 @@ export class ProxyServer {
 
   /** `Expect: 100-continue` (see onCheckContinue) is answered only once the request is on its way. */
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
+    const socket = req.socket as Tainted
+    setLatest(socket, res)
     // A request pipelined behind one refused as malformed is never forwarded:
     // the connection closes once the refusal is written.
-    if ((req.socket as Tainted)[TAINTED] === true) { res.shouldKeepAlive = false; return }
+    if (socket[TAINTED] === true) { res.shouldKeepAlive = false; return }
     if (this.closing) res.shouldKeepAlive = false
-    const refusal = refuseHead(req)
+    const head = requestHead(req.rawHeaders, socket.remoteAddress, 'http', false)
+    const refusal = refuseRequest(req, head)
     if (refusal !== undefined) {
-      this.badRequest(res, refusal[0], `baton: ${refusal[1]}\n`)
+      this.badRequest(req, res, head, refusal[0], refusal[1])
       return
     }
-    const url = req.url as string
-    if (url.charCodeAt(0) !== 47 /* / */) {
-      // Absolute-form, asterisk-form and CONNECT: baton is no forward proxy.
-      this.badRequest(res, 400, 'baton: the request target must be a path\n')
-      return
-    }
-    const head = requestHead(req.rawHeaders, req.socket.remoteAddress, 'http', false)
-    if (head.malformed !== undefined) {
-      this.badRequest(res, head.refuseStatus, `baton: the request has ${head.malformed}\n`)
-      return
-    }
-    if (head.host === undefined && req.httpVersionMinor === 1) {
-      this.badRequest(res, 400, 'baton: an HTTP/1.1 request needs a Host header\n')
-      return
-    }
-    if (head.hasBody && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
-      // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
-      this.badRequest(res, 400, 'baton: an HTTP/1.0 request must not carry Transfer-Encoding\n')
-      return
-    }
-    const poolName = this.table.router.route(head.host, url)
+    const poolName = this.table.router.route(head.host, req.url as string)
     const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
     if (pool === undefined) {
-      plain(res, 404, 'baton: no route for this host and path\n')
+      this.answer(req, res, head, 404, 'no route for this host and path', undefined, 'no route')
       return
     }
     const upstream = pool.pick()
     if (upstream === undefined) {
       res.setHeader('retry-after', '1')
-      plain(res, 503, `baton: no instance of pool ${pool.name} is available\n`)
+      this.answer(req, res, head, 503, `no instance of pool ${pool.name} is available`, pool.name, 'no instance available')
       this.metrics.requests.labels(pool.name, '', '503').inc()
       pool.traffic.version('').record(503, 0, Outcome.Baton5xx)
       return
@@ -213,17 +217,24 @@ export class ProxyServer {
   }
 
   /** Any other expectation: 417, as Node would, but with a body that says why; the body it announced is not read. */
-  private readonly onCheckExpectation = (_req: IncomingMessage, res: ServerResponse): void => {
-    this.badRequest(res, 417, 'baton: the only expectation supported is 100-continue\n')
+  private readonly onCheckExpectation = (req: IncomingMessage, res: ServerResponse): void => {
+    setLatest(req.socket, res)
+    this.badRequest(req, res, undefined, 417, 'the only expectation supported is 100-continue')
   }
 
   /** A request the parser let through but baton refuses: a 4xx (501, 505), and the connection closes (what follows it cannot be trusted). */
-  private badRequest (res: ServerResponse, status: number, body: string): void {
+  private badRequest (req: IncomingMessage, res: ServerResponse, head: RequestHead | undefined, status: number, message: string): void {
     this.metrics.clientErrors.labels(String(status)).inc()
-    const socket = res.socket as Tainted | null
-    if (socket !== null) socket[TAINTED] = true
+    ;(req.socket as Tainted)[TAINTED] = true
     res.shouldKeepAlive = false
+    this.answer(req, res, head, status, message, undefined, message)
+  }
+
+  /** baton's own answer to a request (no upstream chose), logged with why. */
+  private answer (req: IncomingMessage, res: ServerResponse, head: RequestHead | undefined, status: number, message: string, pool: string | undefined, error: string): void {
+    const body = `baton: ${message}\n`
     plain(res, status, body)
+    this.ctx.accessLog?.request(req, head?.host, status, 0, Buffer.byteLength(body), 0, pool, undefined, 0, error)
   }
 
   private readonly onConnection = (socket: Socket): void => {
@@ -231,35 +242,23 @@ export class ProxyServer {
     socket.once('close', () => this.sockets.delete(socket))
   }
 
-  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, bytes: Buffer): void => {
     // An upgraded connection is drained with its upstream (G7), not swept as idle.
     this.sockets.delete(socket as Socket)
     socket.on('error', () => undefined)
     if ((socket as Tainted)[TAINTED] === true) { socket.end(); return }
     if (this.closing) { refuse(socket, 503, 'shutting down'); return }
-    const refusal = refuseHead(req)
+    const head = requestHead(req.rawHeaders, req.socket.remoteAddress, 'http', true)
+    const refusal = refuseRequest(req, head)
     if (refusal !== undefined) {
       this.metrics.clientErrors.labels(String(refusal[0])).inc()
       refuse(socket, refusal[0], refusal[1])
       return
     }
-    const url = req.url as string
-    if (url.charCodeAt(0) !== 47 /* / */) { refuse(socket, 400, 'the request target must be a path'); return }
-    let hosts = 0
-    let validHosts = 0
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      if (req.rawHeaders[i].length === 4 && req.rawHeaders[i].toLowerCase() === 'host') {
-        hosts++
-        if (validHost(req.rawHeaders[i + 1])) validHosts++
-      }
-    }
-    if (hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1)) { refuse(socket, 400, 'an HTTP/1.1 request needs exactly one Host header'); return }
-    if (validHosts !== hosts) { refuse(socket, 400, 'the Host header is no host[:port]'); return }
-    const host = req.headers.host
-    const poolName = this.table.router.route(host, url)
+    const poolName = this.table.router.route(head.host, req.url as string)
     const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
     if (pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
-    this.tunnel.forward(pool, req, socket, head)
+    this.tunnel.forward(pool, req, head, socket, bytes)
   }
 
   private readonly onConnect = (_req: IncomingMessage, socket: Duplex): void => {
@@ -269,16 +268,25 @@ export class ProxyServer {
   }
 
   /** Malformed or oversized requests and slow heads: a clear 4xx, then close. */
-  private readonly onClientError = (err: Error & { code?: string }, socket: Socket | Duplex): void => {
+  private readonly onClientError = (err: Error & { code?: string, bytesParsed?: number, rawPacket?: Buffer }, socket: Socket | Duplex): void => {
     const code = err.code ?? ''
-    if (code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
+    // The client reset or ended the connection in the middle of a message:
+    // it is gone (its request counts as a 499), nobody reads an answer.
+    if (code === 'ECONNRESET' || code === 'HPE_INVALID_EOF_STATE' || !socket.writable) { socket.destroy(); return }
+    const s = socket as Tainted
     // The parser stays failed and reports again on every later chunk.
-    if ((socket as Tainted)[ANSWERING] === true) return
-    ;(socket as Tainted)[ANSWERING] = true
-    ;(socket as Tainted)[TAINTED] = true
+    if (s[ANSWERING] === true) return
+    s[ANSWERING] = true
     socket.pause()
+    if (s[TAINTED] === true) {
+      // What follows a request baton refused is never answered: the
+      // connection closes once that refusal is written.
+      if (inProgress(s) === undefined) s.end()
+      return
+    }
+    s[TAINTED] = true
     const status = code === 'HPE_HEADER_OVERFLOW'
-      ? 431
+      ? (inRequestTarget(err.rawPacket, err.bytesParsed) ? 414 : 431)
       : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT'
         ? 408
         : 400
@@ -289,12 +297,26 @@ export class ProxyServer {
 }
 
 /**
- * What the parser lets through but baton refuses before reading any header:
- * a version other than HTTP/1.x (Node takes `GET /` as HTTP/0.9 and
- * `HTTP/2.0` as a version), and more than MAX_HEADERS header lines. Returns
- * [status, message] or undefined; one comparison each for a normal request.
+ * Whether a head overflow happened in the request-target (414, RFC 9112
+ * §3) rather than in a header field (431). Node's parser reports the
+ * overflow where the span that crossed the limit ends: the space after the
+ * target, with no line ended before it in the chunk; a header value ends
+ * at CR instead.
  */
-function refuseHead (req: IncomingMessage): [number, string] | undefined {
+function inRequestTarget (chunk: Buffer | undefined, at: number | undefined): boolean {
+  if (chunk === undefined || at === undefined || at >= chunk.length) return false
+  return chunk[at] === 32 && chunk.subarray(0, at).indexOf(10) === -1
+}
+
+/**
+ * What the parser lets through but baton refuses, before routing: a version
+ * other than HTTP/1.x (Node takes `GET /` as HTTP/0.9 and `HTTP/2.0` as a
+ * version), more than MAX_HEADERS header lines, a target that is not a path,
+ * the Host and Transfer-Encoding faults requestHead found, an HTTP/1.1
+ * request without Host, and an HTTP/1.0 one with Transfer-Encoding. Returns
+ * [status, message] or undefined.
+ */
+function refuseRequest (req: IncomingMessage, head: RequestHead): [number, string] | undefined {
   if (req.httpVersionMajor !== 1) {
     // 505 to a major version above 1, as nginx; 400 to HTTP/0.9, whose clients read no status line.
     return req.httpVersionMajor > 1
@@ -302,10 +324,14 @@ function refuseHead (req: IncomingMessage): [number, string] | undefined {
       : [400, 'the request line needs an HTTP/1.x version']
   }
   if (req.rawHeaders.length > MAX_HEADERS * 2) return [431, `the request has more than ${MAX_HEADERS} header fields`]
+  // Absolute-form, asterisk-form and CONNECT: baton is no forward proxy.
+  if ((req.url as string).charCodeAt(0) !== 47 /* / */) return [400, 'the request target must be a path']
+  if (head.malformed !== undefined) return [head.refuseStatus, `the request has ${head.malformed}`]
+  if (head.host === undefined && req.httpVersionMinor === 1) return [400, 'an HTTP/1.1 request needs a Host header']
+  // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+  if (head.chunked && req.httpVersionMinor === 0) return [400, 'an HTTP/1.0 request must not carry Transfer-Encoding']
   return undefined
 }
-
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
 
 /**
  * Answers a request the parser refused, then closes the connection. Answers
@@ -316,8 +342,8 @@ function answerClientError (socket: Socket, status: number): void {
   if (socket.destroyed) return
   const reason = REASONS[status]
   const body = `baton: ${reason.toLowerCase()}\n`
-  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-  if (current == null) {
+  const current = inProgress(socket)
+  if (current === undefined) {
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${PLAIN}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
     return
   }
@@ -333,6 +359,6 @@ function answerClientError (socket: Socket, status: number): void {
 }
 
 function plain (res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body) })
+  res.writeHead(status, REASONS[status], { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body) })
   res.end(body)
 }

@@ -7,8 +7,8 @@ import type { Metrics } from '../metrics/registry.js'
 import { Outcome } from '../metrics/traffic.js'
 import type { Pool } from '../upstream/pool.js'
 import type { Upstream } from '../upstream/upstream.js'
-import { classify, type UpstreamErrorKind } from './errors.js'
-import { requestHead } from './headers.js'
+import { classify, countsAsFailure, failureStatus, REASONS, retriable, type UpstreamErrorKind } from './errors.js'
+import type { RequestHead } from './headers.js'
 import { FrameBoundary, GOING_AWAY } from './ws-frames.js'
 
 /**
@@ -24,15 +24,14 @@ import { FrameBoundary, GOING_AWAY } from './ws-frames.js'
 export class UpgradeTunnel {
   constructor (private readonly metrics: Metrics, public config: ProxyConfig) {}
 
-  forward (pool: Pool, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  forward (pool: Pool, req: IncomingMessage, head: RequestHead, socket: Duplex, bytes: Buffer): void {
     if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) {
       refuse(socket, 400, 'only WebSocket upgrades are proxied')
       return
     }
     // A body on an upgrade request has no place to go (what follows the head
     // belongs to the new protocol): refuse rather than guess.
-    const length = req.headers['content-length']
-    if ((length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined) {
+    if (head.hasBody) {
       refuse(socket, 400, 'an upgrade request must not carry a body')
       return
     }
@@ -41,7 +40,7 @@ export class UpgradeTunnel {
       refuse(socket, 503, `no instance of pool ${pool.name} is available`)
       return
     }
-    new UpgradeExchange(this, pool, req, socket as Socket, head).start(upstream)
+    new UpgradeExchange(this, pool, req, fieldList(head.fields), socket as Socket, bytes).start(upstream)
   }
 
   upstreamError (pool: Pool, upstream: Upstream, kind: UpstreamErrorKind): void {
@@ -61,26 +60,28 @@ class UpgradeExchange {
   private connectTimer: NodeJS.Timeout | undefined
   private attempts = 0
   private readonly tried: Upstream[] = []
+  /** The current attempt's connection is open: its request went out. */
+  private sent = false
   private switched = false
   /** The upstream answered without switching (see onResponse). */
   private answered = false
   private done = false
-  private readonly headers: string[]
   private readonly started = performance.now()
 
   constructor (
     private readonly tunnel: UpgradeTunnel,
     private readonly pool: Pool,
     private readonly req: IncomingMessage,
+    private readonly headers: string[],
     private readonly socket: Socket,
     private readonly head: Buffer
   ) {
-    this.headers = requestHead(req.rawHeaders, req.socket.remoteAddress, 'http', true).headers
     socket.once('close', () => this.end())
   }
 
   start (upstream: Upstream): void {
     this.upstream = upstream
+    this.sent = false
     upstream.inflight++
     upstream.upgrades.add(this)
     const t = this.tunnel.config.timeouts
@@ -97,6 +98,7 @@ class UpgradeExchange {
     r.once('socket', (s: Socket) => {
       this.connectTimer = setTimeout(() => r.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), t.connect)
       s.once('connect', () => {
+        this.sent = true
         clearTimeout(this.connectTimer)
         // The upstream must answer the upgrade within the upstream timeout.
         this.connectTimer = setTimeout(() => r.destroy(Object.assign(new Error('no answer to the upgrade'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), t.upstream)
@@ -194,9 +196,8 @@ class UpgradeExchange {
     const kind = classify(err)
     const upstream = this.upstream as Upstream
     this.tunnel.upstreamError(this.pool, upstream, kind)
-    if (kind === 'refused' || kind === 'connect_timeout' || kind === 'reset') this.pool.recordFailure(upstream)
-    const retriable = kind === 'refused' || kind === 'connect_timeout' || kind === 'reset' || kind === 'other'
-    if (retriable && this.attempts < this.tunnel.config.retries) {
+    if (countsAsFailure(kind)) this.pool.recordFailure(upstream)
+    if (this.attempts < this.tunnel.config.retries && retriable(kind, this.sent, 'GET', false)) {
       this.tried.push(upstream)
       const next = this.pool.pick(upstream, this.tried)
       if (next !== undefined) {
@@ -208,8 +209,8 @@ class UpgradeExchange {
       }
     }
     log('debug', 'upgrade failed', { pool: this.pool.name, upstream: upstream.address, error: err.message })
-    const status = kind === 'timeout' ? 504 : 502
-    upstream.observe(status, (performance.now() - this.started) / 1000, status === 504 ? Outcome.Baton5xx : Outcome.UpstreamFailed)
+    const status = failureStatus(kind)
+    upstream.observe(status, (performance.now() - this.started) / 1000, status === 502 ? Outcome.UpstreamFailed : Outcome.Baton5xx)
     refuse(this.socket, status, status === 504 ? 'the upstream did not answer in time' : `the upstream failed (${kind})`)
   }
 
@@ -231,14 +232,17 @@ class UpgradeExchange {
   }
 }
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  404: 'Not Found',
-  431: 'Request Header Fields Too Large',
-  505: 'HTTP Version Not Supported',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout'
+/** Header fields as requestHead writes them (`Name: value` lines) to the flat list node:http takes. */
+function fieldList (fields: string): string[] {
+  const out: string[] = []
+  let pos = 0
+  while (pos < fields.length) {
+    const eol = fields.indexOf('\r\n', pos)
+    const colon = fields.indexOf(':', pos)
+    out.push(fields.slice(pos, colon), fields.slice(colon + 2, eol))
+    pos = eol + 2
+  }
+  return out
 }
 
 /** Answers on a raw socket that has not been upgraded yet, then closes it. */

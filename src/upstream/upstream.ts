@@ -1,5 +1,6 @@
-import { Pool as UndiciPool } from 'undici'
+import { DEFAULTS } from '../config/defaults.js'
 import { Outcome, type VersionTraffic } from '../metrics/traffic.js'
+import { ConnectionPool } from './http1/pool.js'
 
 export interface UpstreamOptions {
   id: string
@@ -10,7 +11,10 @@ export interface UpstreamOptions {
   revision: number
   connectTimeout: number
   upstreamTimeout: number
+  /** Idle connections are kept this long when the upstream sends no Keep-Alive hint. */
   keepAlive: number
+  /** Connections open at most (default DEFAULTS.proxy.upstreamConnections); more requests wait for one. */
+  maxConnections?: number
   /** The per-second traffic of this upstream's pool and version (rollout reports). */
   traffic: VersionTraffic
 }
@@ -31,7 +35,8 @@ export class Upstream {
   readonly origin: string
   readonly version: string
   readonly revision: number
-  readonly client: UndiciPool
+  /** Its HTTP/1.1 connections (src/upstream/http1). */
+  readonly connections: ConnectionPool
   readonly traffic: VersionTraffic
 
   /** Requests and upgraded connections in flight to this upstream. */
@@ -58,16 +63,13 @@ export class Upstream {
     this.version = o.version
     this.revision = o.revision
     this.traffic = o.traffic
-    this.client = new UndiciPool(this.origin, {
-      connect: { timeout: o.connectTimeout },
-      headersTimeout: o.upstreamTimeout,
-      bodyTimeout: o.upstreamTimeout,
-      // Below Node's default 5 s server keep-alive, so that baton closes an idle
-      // socket before the backend does and never writes into one being closed.
-      keepAliveTimeout: o.keepAlive,
-      keepAliveMaxTimeout: o.keepAlive,
-      keepAliveTimeoutThreshold: 1_000,
-      pipelining: 1
+    this.connections = new ConnectionPool({
+      host: o.host,
+      port: o.port,
+      connectTimeout: o.connectTimeout,
+      upstreamTimeout: o.upstreamTimeout,
+      keepAlive: o.keepAlive,
+      maxConnections: o.maxConnections ?? DEFAULTS.proxy.upstreamConnections
     })
   }
 
@@ -110,11 +112,11 @@ export class Upstream {
 
   /** Closes idle keep-alive sockets and lets busy ones finish their request. */
   async close (): Promise<void> {
-    await this.client.close().catch(() => undefined)
+    await this.connections.close()
   }
 
   /** Cuts every socket at once (after a drain timeout, or on shutdown). */
   async destroy (): Promise<void> {
-    await this.client.destroy().catch(() => undefined)
+    await this.connections.destroy()
   }
 }

@@ -136,6 +136,11 @@ export class DataPlane {
     })
   }
 
+  /** A reload happened: the access log file is reopened (logrotate may have moved it). */
+  reopenLogs (): void {
+    this.proxy.reopenAccessLog()
+  }
+
   /** Stops accepting; keep-alive connections close as their requests finish, within `graceMs`. */
   async close (graceMs: number): Promise<void> {
     await this.proxy.close(graceMs)

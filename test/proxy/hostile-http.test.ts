@@ -22,14 +22,16 @@ const te = (value: string): string => `${POST}Transfer-Encoding: ${value}\r\n`
 
 const transferEncoding: Case[] = [
   // RFC 9112 §6.1: chunked must come last, and codings are case-insensitive.
-  { name: 'identity, chunked', bytes: `${te('identity, chunked')}${CLOSE}\r\n${EMBEDDED}`, answer: 200, forwarded: bodyOfOneRequest },
+  // `identity` is no transfer coding since RFC 7230: refused like any coding baton cannot pass on.
+  { name: 'identity, chunked', bytes: `${te('identity, chunked')}\r\n${EMBEDDED}${SMUGGLED}`, answer: 501, says: 'transfer coding' },
   { name: 'Chunked', bytes: `${te('Chunked')}${CLOSE}\r\n${EMBEDDED}`, answer: 200, forwarded: bodyOfOneRequest },
   { name: 'CHUNKED', bytes: `${te('CHUNKED')}${CLOSE}\r\n${EMBEDDED}`, answer: 200, forwarded: bodyOfOneRequest },
   { name: 'trailing space: "chunked "', bytes: `${te('chunked ')}${CLOSE}\r\n${EMBEDDED}`, answer: 200, forwarded: bodyOfOneRequest },
   { name: 'extra leading space: "  chunked"', bytes: `${te(' chunked')}${CLOSE}\r\n${EMBEDDED}`, answer: 200, forwarded: bodyOfOneRequest },
   { name: 'tab before the value', bytes: `${POST}Transfer-Encoding:\tchunked\r\n${CLOSE}\r\n${EMBEDDED}`, answer: 200, forwarded: bodyOfOneRequest },
   { name: 'an empty list element: ", chunked"', bytes: `${te(', chunked')}${CLOSE}\r\n${EMBEDDED}`, answer: 200, forwarded: bodyOfOneRequest },
-  // Not forwarded as sent: the upstream gets the body de-chunked and framed anew.
+  // Not forwarded as sent: the upstream gets the body de-chunked and framed anew (a
+  // body that is all there goes with a Content-Length, as nginx sends it).
   {
     name: 'chunked with the Transfer-Encoding header not forwarded',
     bytes: `${te('chunked')}${CLOSE}\r\n${EMBEDDED}`,

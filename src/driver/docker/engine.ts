@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { StringDecoder } from 'node:string_decoder'
-import { Pool, type Dispatcher } from 'undici'
+import type { Dispatcher, Pool } from 'undici'
 import { DriverError, type DriverErrorCode } from '../types.js'
 
 /**
@@ -71,13 +71,17 @@ export class Engine {
   /** Where the instances of this engine are reached: 127.0.0.1 for a local one, the tcp engine's host otherwise. */
   readonly host: string
   readonly local: boolean
-  private readonly http: Pool
+  /** The connection pool, made at the first call: undici is loaded only by a baton that has Docker pools (it weighs ~15 MB of RSS). */
+  private http: Promise<Pool> | undefined
+  private readonly origin: string
+  private readonly poolOptions: Pool.Options
 
   constructor (readonly url: string, tls?: EngineTls) {
     if (url.startsWith('unix://')) {
       this.local = true
       this.host = '127.0.0.1'
-      this.http = new Pool('http://localhost', { socketPath: url.slice('unix://'.length), headersTimeout: 0, bodyTimeout: 0 })
+      this.origin = 'http://localhost'
+      this.poolOptions = { socketPath: url.slice('unix://'.length), headersTimeout: 0, bodyTimeout: 0 }
       return
     }
     this.local = false
@@ -85,11 +89,17 @@ export class Engine {
     const withPort = /:\d+$/.test(hostPort) ? hostPort : `${hostPort}:${tls === undefined ? DOCKER_PORT : DOCKER_TLS_PORT}`
     const origin = new URL(`${tls === undefined ? 'http' : 'https'}://${withPort}`)
     this.host = origin.hostname.replace(/^\[|\]$/g, '')
-    this.http = new Pool(origin.origin, {
+    this.origin = origin.origin
+    this.poolOptions = {
       headersTimeout: 0,
       bodyTimeout: 0,
       ...(tls === undefined ? {} : { connect: { ca: readTls(url, tls.ca), cert: readTls(url, tls.cert), key: readTls(url, tls.key) } })
-    })
+    }
+  }
+
+  private async pool (): Promise<Pool> {
+    this.http ??= import('undici').then(({ Pool }) => new Pool(this.origin, this.poolOptions))
+    return await this.http
   }
 
   async ping (): Promise<void> {
@@ -200,7 +210,7 @@ export class Engine {
   }
 
   async close (): Promise<void> {
-    await this.http.destroy().catch(() => undefined)
+    if (this.http !== undefined) await (await this.http).destroy().catch(() => undefined)
   }
 
   private async call (method: Dispatcher.HttpMethod, path: string, o: CallOptions = {}): Promise<Dispatcher.ResponseData> {
@@ -209,7 +219,7 @@ export class Engine {
     const signals = [...(o.signal === undefined ? [] : [o.signal]), ...(timeoutMs > 0 ? [AbortSignal.timeout(timeoutMs)] : [])]
     let res: Dispatcher.ResponseData
     try {
-      res = await this.http.request({
+      res = await (await this.pool()).request({
         method,
         path: API + path + query,
         headers: o.body === undefined ? {} : { 'content-type': 'application/json' },
