@@ -89,7 +89,9 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
     upstream: Upstream,
     private readonly req: ClientRequest,
     private readonly res: ClientResponse,
-    private readonly head: RequestHead
+    private readonly head: RequestHead,
+    /** The request target as it goes upstream: normalized (normalize-path.ts); `req.url` stays as sent, for the log. */
+    private readonly target: string
   ) {
     this.upstream = upstream
     this.method = req.method as string
@@ -130,7 +132,7 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
 
   /** The request line and head for the upstream; `framing` is the Content-Length or Transfer-Encoding line a re-framed body needs. */
   private requestLine (framing: string): string {
-    return `${this.method} ${this.req.url as string} HTTP/1.1\r\n${this.head.fields}${framing}\r\n`
+    return `${this.method} ${this.target} HTTP/1.1\r\n${this.head.fields}${framing}\r\n`
   }
 
   /** Moves body bytes from the client to the upstream while it takes them. */

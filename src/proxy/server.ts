@@ -11,6 +11,7 @@ import { REASONS } from './errors.js'
 import { Exchange, type ForwardContext } from './forward.js'
 import { requestHead, type RequestHead } from './headers.js'
 import { inProgress, setLatest } from './in-progress.js'
+import { BadPath, normalizeTarget } from './normalize-path.js'
 import { Router } from './router.js'
 import { refuse, UpgradeTunnel } from './upgrade.js'
 
@@ -187,7 +188,14 @@ export class ProxyServer {
       this.badRequest(req, res, head, refusal[0], refusal[1])
       return
     }
-    const poolName = this.table.router.route(head.host, req.url as string)
+    // Routed, and forwarded, as normalized; logged as sent.
+    const target = normalizeTarget(req.url as string)
+    if (target instanceof BadPath) {
+      this.metrics.clientErrors.labels('400').inc()
+      this.answer(req, res, head, 400, target.reason, undefined, target.reason)
+      return
+    }
+    const poolName = this.table.router.route(head.host, target)
     const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
     if (pool === undefined) {
       this.answer(req, res, head, 404, 'no route for this host and path', undefined, 'no route')
@@ -202,7 +210,7 @@ export class ProxyServer {
       return
     }
     if (expectsContinue) res.writeContinue()
-    new Exchange(this.ctx, pool, upstream, req, res, head).start()
+    new Exchange(this.ctx, pool, upstream, req, res, head, target).start()
   }
 
   /**
@@ -255,10 +263,16 @@ export class ProxyServer {
       refuse(socket, refusal[0], refusal[1])
       return
     }
-    const poolName = this.table.router.route(head.host, req.url as string)
+    const target = normalizeTarget(req.url as string)
+    if (target instanceof BadPath) {
+      this.metrics.clientErrors.labels('400').inc()
+      refuse(socket, 400, target.reason)
+      return
+    }
+    const poolName = this.table.router.route(head.host, target)
     const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
     if (pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
-    this.tunnel.forward(pool, req, head, socket, bytes)
+    this.tunnel.forward(pool, req, head, target, socket, bytes)
   }
 
   private readonly onConnect = (_req: IncomingMessage, socket: Duplex): void => {
