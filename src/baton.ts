@@ -1,6 +1,7 @@
 import { registerRoutes } from './admin/routes.js'
 import { AdminServer } from './admin/server.js'
 import { diffConfig } from './config/diff.js'
+import { formatWarning } from './config/errors.js'
 import { loadConfigFile } from './config/load.js'
 import type { Config } from './config/types.js'
 import { Controller, type ReloadOutcome } from './controller/controller.js'
@@ -75,7 +76,9 @@ export class Baton {
       await this.dataPlane.listen(next.listen)
       changes.push('listeners applied')
     }
+    const warnings = next.warnings.map(formatWarning)
+    for (const warning of warnings) log('warn', 'config warning', { warning })
     log('info', 'config reloaded', { changes, rollouts })
-    return { changes, rollouts }
+    return warnings.length === 0 ? { changes, rollouts } : { changes, rollouts, warnings }
   }
 }

@@ -135,12 +135,25 @@ const signal = z.enum(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIG
   error: 'expected a signal name: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL'
 })
 
+const pemPath = z.string({ error: 'expected a path to a PEM file' }).min(1, 'expected a path to a PEM file')
+
+/** A TLS listener's certificates (README "TLS"): the files are read and checked by tls-files.ts. */
+const listenerTls = z.strictObject({
+  certificates: z.array(z.strictObject({ cert: pemPath, key: pemPath }, { error: 'expected { cert: FILE, key: FILE }' }),
+    { error: 'expected a list of { cert: FILE, key: FILE }' }).min(1, 'needs at least one certificate'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3'], { error: 'expected TLSv1.2 or TLSv1.3' }).default(DEFAULTS.tls.minVersion)
+}, { error: 'expected a map such as { certificates: [{ cert: FILE, key: FILE }] }' })
+
 const listener = z.strictObject({
   port,
   host: z.string({ error: 'expected an address such as 0.0.0.0 or 127.0.0.1' })
     .refine(isValidHost, 'expected an address such as 0.0.0.0 or 127.0.0.1')
     .transform(h => h.replace(/^\[|\]$/g, ''))
-    .default(DEFAULTS.listenHost)
+    .default(DEFAULTS.listenHost),
+  tls: listenerTls.optional(),
+  // Defaults to true on a TLS listener (normalise in load.ts); check.ts refuses it without tls.
+  http2: z.boolean({ error: 'expected true or false' }).optional(),
+  redirect: z.enum(['https'], { error: 'expected https (the only redirect baton makes)' }).optional()
 })
 
 /** host:port read into its parts, as written kept for messages. */

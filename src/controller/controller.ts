@@ -50,7 +50,12 @@ export interface RolloutRequest {
   strategy?: Partial<RolloutSpec>
 }
 
-export interface ReloadOutcome { changes: string[], rollouts: string[] }
+export interface ReloadOutcome {
+  changes: string[]
+  rollouts: string[]
+  /** The new config's warnings (an expired certificate), as `baton check` prints them. */
+  warnings?: string[]
+}
 
 export type RolloutAction = 'pause' | 'resume' | 'abort'
 
