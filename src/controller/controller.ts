@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { resolveScaled } from '../config/duration.js'
+import { DEFAULTS } from '../config/defaults.js'
 import { diffConfig } from '../config/diff.js'
 import type { Config, PoolConfig, RolloutSpec } from '../config/types.js'
 import { DockerDriver } from '../driver/docker/driver.js'
@@ -77,6 +78,7 @@ export class Controller {
   private readonly table: ServingTable
   private readonly events = new EventEmitter()
   private readonly stateFile: StateFile
+  private ticketRotation: NodeJS.Timeout | undefined
 
   constructor (config: Config, private readonly link: DataPlaneLink) {
     this.config = config
@@ -91,12 +93,14 @@ export class Controller {
   async start (): Promise<void> {
     await this.stateFile.stopLeftovers()
     await this.table.configure(this.config)
+    this.ticketRotation = setInterval(() => { void this.table.rotateTicketKey() }, DEFAULTS.tls.ticketKeyRotation).unref()
     for (const pc of Object.values(this.config.pools)) this.addPool(pc)
     await Promise.all([...this.runtimes.values()].map(async r => await r.started()))
   }
 
   /** Stops every pool's instances in the stopping order, in parallel. */
   async stop (): Promise<void> {
+    clearInterval(this.ticketRotation)
     await Promise.all([...this.runtimes.values()].map(async r => await r.close()))
   }
 
@@ -216,6 +220,7 @@ export class Controller {
     await this.table.configure(next)
     await this.link.reopenLogs()
     if (d.proxy) changes.push('proxy timeouts and retries applied')
+    if (d.certificates) changes.push('TLS certificates re-read: new handshakes get them, open connections keep theirs')
     for (const name of d.added) {
       void this.addPool(next.pools[name]).started()
       changes.push(`pool ${name} added`)

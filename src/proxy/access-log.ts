@@ -15,6 +15,7 @@ declare module 'sonic-boom' {
 interface LoggedRequest {
   readonly method?: string
   readonly url?: string
+  readonly httpVersionMajor: number
   readonly httpVersionMinor: number
   readonly socket: { readonly remoteAddress?: string } | null
 }
@@ -95,7 +96,7 @@ export class AccessLog {
     pool: string | undefined, upstream: LoggedUpstream | undefined, attempts: number, error: string | undefined): void {
     if (this.closed) return
     const line = `{"time":"${this.now()}","client":${str(req.socket?.remoteAddress)},"method":${str(req.method)},` +
-      `"host":${str(host)},"path":${str(req.url)},"protocol":"HTTP/1.${req.httpVersionMinor}","status":${status},` +
+      `"host":${str(host)},"path":${str(req.url)},"protocol":"${req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/1.${req.httpVersionMinor}`}","status":${status},` +
       `"bytesIn":${bytesIn},"bytesOut":${bytesOut},"durationMs":${Math.round(ms * 1000) / 1000},"pool":${str(pool)},` +
       `"instance":${str(upstream?.id)},"version":${str(upstream?.version)},"attempts":${attempts},"error":${str(error)}}\n`
     // A line of n characters takes at most 3n bytes in UTF-8.

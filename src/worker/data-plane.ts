@@ -1,10 +1,10 @@
 import { DEFAULTS } from '../config/defaults.js'
-import type { ListenConfig, ProxyConfig, RouteConfig } from '../config/types.js'
+import type { ProxyConfig, RouteConfig } from '../config/types.js'
 import type { DataPlaneReports, MemberCounts, TableMember, TableSnapshot } from '../controller/data-plane-link.js'
 import { Metrics, type PoolReading } from '../metrics/registry.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
 import { Router } from '../proxy/router.js'
-import { ProxyServer } from '../proxy/server.js'
+import { ProxyServer, type ListenSpec } from '../proxy/server.js'
 import { Pool } from '../upstream/pool.js'
 import { Upstream } from '../upstream/upstream.js'
 
@@ -45,6 +45,8 @@ export class DataPlane {
   private applied = 0
   private proxyConfig: ProxyConfig
   private routes: RouteConfig[] = []
+  /** The listeners and ticket key of the last table applied, as JSON (compared, not re-applied, when unchanged). */
+  private listenersJson = ''
   private reports: DataPlaneReports | undefined
   private ticker: NodeJS.Timeout | undefined
 
@@ -60,7 +62,8 @@ export class DataPlane {
     this.startTicker()
   }
 
-  async listen (listeners: ListenConfig[]): Promise<Array<{ host: string, port: number }>> {
+  /** Opens the listeners, each of the kind the last table says (plain, TLS, redirect): apply a table first. */
+  async listen (listeners: ListenSpec[]): Promise<Array<{ host: string, port: number }>> {
     return await this.proxy.listen(listeners)
   }
 
@@ -92,6 +95,11 @@ export class DataPlane {
       pool.setMembers([], 0, now)
       pool.close()
       this.pools.delete(name)
+    }
+    const listeners = JSON.stringify([t.listeners, t.ticketKey])
+    if (listeners !== this.listenersJson) {
+      this.listenersJson = listeners
+      this.proxy.setListeners(t.listeners ?? [], t.ticketKey)
     }
     if (JSON.stringify(t.routes) !== JSON.stringify(this.routes)) {
       this.routes = t.routes
