@@ -19,7 +19,7 @@ import { inProgress, setLatest } from './in-progress.js'
 import { Listeners, type ListenSpec } from './listeners.js'
 import { BadPath, normalizeTarget } from './normalize-path.js'
 import { httpsLocation } from './redirect.js'
-import type { Router } from './router.js'
+import { normaliseHost, type Router } from './router.js'
 import { refuse, UpgradeTunnel } from './upgrade.js'
 
 export type { ListenSpec }
@@ -247,13 +247,14 @@ export class ProxyServer {
     if (socket[TAINTED] === true) { res.shouldKeepAlive = false; return }
     if (this.closing) res.shouldKeepAlive = false
     const head = requestHead(req.rawHeaders, socket.remoteAddress, 'http', false)
-    const refusal = refuseRequest(req, head) ?? (head.host === undefined ? [400, 'a redirect to https needs a Host header'] : undefined)
+    const host = normaliseHost(head.host)
+    const refusal = refuseRequest(req, head) ?? (host === '' ? [400, 'a redirect to https needs a host name in the Host header'] : undefined)
     const port = this.listeners.httpsPort()
-    if (refusal !== undefined || head.host === undefined || port === undefined) {
+    if (refusal !== undefined || port === undefined) {
       this.badRequest(req, res, head, refusal?.[0] ?? 400, refusal?.[1] ?? 'no TLS listener to redirect to')
       return
     }
-    res.writeHead(308, { location: httpsLocation(head.host, port, req.url as string), 'content-length': 0 })
+    res.writeHead(308, { location: httpsLocation(host, port, req.url as string), 'content-length': 0 })
     res.end()
     this.ctx.accessLog?.request(req, head.host, 308, 0, 0, 0, undefined, undefined, 0, 'redirect to https')
   }
