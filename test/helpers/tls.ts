@@ -10,7 +10,7 @@ export interface TlsReply {
   cn: string | undefined
   fingerprint: string | undefined
   protocol: string | null
-  alpn: string | false
+  alpn: string | false | null
   reused: boolean
   /** The session to resume with, once the server sent a ticket. */
   session: Buffer | undefined

@@ -119,7 +119,7 @@ describe('TLS listeners', () => {
     expect(slow.data).toMatch(/^HTTP\/1\.1 408 /)
     expect(slow.ms).toBeLessThan(5_000)
 
-    const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/ws`, { rejectUnauthorized: false, servername: 'a.test' })
+    const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/ws`, { rejectUnauthorized: false, headers: { host: 'a.test' } })
     const echoed = await new Promise<string>((resolve, reject) => {
       ws.once('open', () => ws.send('over tls'))
       ws.once('message', m => resolve(String(m)))
