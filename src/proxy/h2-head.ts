@@ -49,7 +49,7 @@ export function h2RequestHead (raw: readonly string[], clientIp: string | undefi
   else if (!VALID_HOST.test(target)) malformed = 'an :authority that is no host[:port]'
   else if (authority !== undefined && host !== undefined && host !== authority) malformed = 'a Host header that differs from :authority'
   else if (endAfterHeaders && length !== undefined && length !== '0') malformed = 'a Content-Length with no body'
-  if (count > H2_MAX_HEADERS) { malformed = `the request has more than ${H2_MAX_HEADERS} header fields`; refuseStatus = 431 }
+  if (count > H2_MAX_HEADERS) { malformed = `more than ${H2_MAX_HEADERS} header fields`; refuseStatus = 431 }
   const hasBody = !endAfterHeaders && length !== '0'
   const ip = clientIp ?? ''
   let head = target === undefined ? '' : `host: ${target}\r\n`

@@ -30,6 +30,27 @@ const GOAWAY_GRACE_MS = 1_000
 const MAX_STREAM_ID = 2 ** 31 - 1
 
 /**
+ * nghttp2's own budget of streams a client may reset before they are
+ * answered (its defaults: a burst of 1,000, then 33 a second). Past it
+ * nghttp2 sends GOAWAY and reads no more frames — but Node keeps the
+ * connection open and goes on decrypting whatever the client sends, so
+ * baton closes the connection itself when the same budget runs out.
+ */
+const RESET_BURST = 1_000
+const RESETS_PER_S = 33
+
+/** What baton keeps per HTTP/2 connection. */
+interface SessionState {
+  /** Streams open: an idle session (none open) is closed after `timeouts.idle`. */
+  open: number
+  /** Resets left in the budget, and when it was last refilled. */
+  resets: number
+  refilled: number
+  /** The budget ran out: the session is being destroyed. */
+  condemned: boolean
+}
+
+/**
  * Node 20's bounds on what one HTTP/2 client may cost (README "HTTP/2"):
  * streams at once and header list size as advertised settings; invalid
  * frames, refused streams, unanswered PINGs and SETTINGS in flight as
@@ -62,12 +83,10 @@ function options (config: ProxyConfig): ServerOptions {
  */
 export class H2Front {
   readonly server: Http2Server
-  private readonly sessions = new Set<ServerHttp2Session>()
-  /** Streams open per session: an idle session (none open) is closed after `timeouts.idle`. */
-  private readonly open = new Map<ServerHttp2Session, number>()
+  private readonly sessions = new Map<ServerHttp2Session, SessionState>()
   private goingAway = false
 
-  constructor (private config: ProxyConfig, onRequest: H2Handler, onCheckContinue: H2Handler) {
+  constructor (private config: ProxyConfig, onRequest: H2Handler, onCheckContinue: H2Handler, private readonly onFlood: () => void) {
     this.server = createServer(options(config))
     this.server.on('request', onRequest)
     this.server.on('checkContinue', onCheckContinue)
@@ -97,12 +116,12 @@ export class H2Front {
    */
   goAway (): void {
     this.goingAway = true
-    for (const s of this.sessions) this.sendGoAway(s)
+    for (const s of this.sessions.keys()) this.sendGoAway(s)
   }
 
   /** What is still open when the grace is over. */
   destroyAll (): void {
-    for (const s of this.sessions) s.destroy()
+    for (const s of this.sessions.keys()) s.destroy()
   }
 
   private sendGoAway (session: ServerHttp2Session): void {
@@ -112,26 +131,37 @@ export class H2Front {
   }
 
   private readonly onSession = (session: ServerHttp2Session): void => {
-    this.sessions.add(session)
-    this.open.set(session, 0)
+    const state: SessionState = { open: 0, resets: RESET_BURST, refilled: performance.now(), condemned: false }
+    this.sessions.set(session, state)
     session.on('error', (err: Error) => log('debug', 'http2 session error', { error: err.message }))
-    session.once('close', () => {
-      this.sessions.delete(session)
-      this.open.delete(session)
-    })
+    session.once('close', () => this.sessions.delete(session))
     if (this.goingAway) { this.sendGoAway(session); return }
     session.setTimeout(this.config.timeouts.idle, () => {
       // Quiet for `idle` with nothing in flight: a keep-alive connection's end (GOAWAY, no cut).
-      if (this.open.get(session) === 0) session.close()
+      if (state.open === 0) session.close()
     })
   }
 
   private readonly onStream = (stream: ServerHttp2Stream): void => {
     const session = stream.session as ServerHttp2Session
-    this.open.set(session, (this.open.get(session) ?? 0) + 1)
-    stream.once('close', () => {
-      const n = this.open.get(session)
-      if (n !== undefined) this.open.set(session, n - 1)
-    })
+    const state = this.sessions.get(session)
+    if (state === undefined) return
+    state.open++
+    stream.once('close', () => { state.open-- })
+    // Reset by the client before baton answered: what a rapid-reset attack does, a stream at a time.
+    stream.once('aborted', () => { if (!stream.headersSent) this.clientReset(session, state) })
+  }
+
+  private clientReset (session: ServerHttp2Session, state: SessionState): void {
+    const now = performance.now()
+    state.resets = Math.min(RESET_BURST, state.resets + (now - state.refilled) * RESETS_PER_S / 1000) - 1
+    state.refilled = now
+    if (state.resets >= 0 || state.condemned) return
+    state.condemned = true
+    log('debug', 'http2 connection closed: its client resets streams faster than they can be answered', { remote: session.socket?.remoteAddress })
+    this.onFlood()
+    // Not from inside this event: it comes from nghttp2 reading frames, and
+    // destroying the session under it fails an assertion in Node 20 (a crash).
+    setImmediate(() => session.destroy())
   }
 }

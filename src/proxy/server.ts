@@ -66,7 +66,7 @@ export class ProxyServer {
     this.tunnel = new UpgradeTunnel(metrics, config)
     this.listeners = new Listeners({
       http: redirect => this.createServer(redirect),
-      h2: () => new H2Front(this.config, this.onH2Request, this.onH2CheckContinue),
+      h2: () => new H2Front(this.config, this.onH2Request, this.onH2CheckContinue, () => this.metrics.clientErrors.labels('h2_reset_flood').inc()),
       handshakeTimeout: () => this.config.timeouts.headers,
       onHandshakeError: this.onHandshakeError
     })
@@ -177,8 +177,26 @@ export class ProxyServer {
     this.forward(req as AnyRequest, res, head, expectsContinue)
   }
 
-  /** An HTTP/2 stream (node:http2's compatibility request and response): the same path from its head on. */
-  private readonly onH2Request = (req: Http2ServerRequest, res: Http2ServerResponse, expectsContinue = false): void => {
+  /**
+   * An HTTP/2 stream (node:http2's compatibility request and response) is
+   * served a turn of the event loop later: frames read together are parsed
+   * together, so a stream its client reset at once (a rapid-reset attack)
+   * is closed by then and costs no upstream request.
+   */
+  private readonly onH2Request = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
+    setImmediate(this.serveH2, req, res, false)
+  }
+
+  private readonly onH2CheckContinue = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
+    setImmediate(this.serveH2, req, res, true)
+  }
+
+  /** The same path as HTTP/1.x from the head on. */
+  private readonly serveH2 = (req: Http2ServerRequest, res: Http2ServerResponse, expectsContinue: boolean): void => {
+    if (req.stream.closed) {
+      this.ctx.accessLog?.request(req, req.authority, 499, 0, 0, 0, undefined, undefined, 0, 'client closed')
+      return
+    }
     const head = h2RequestHead(req.rawHeaders, req.socket.remoteAddress, req.stream.endAfterHeaders)
     const message = head.malformed !== undefined
       ? `the request has ${head.malformed}`
@@ -228,10 +246,6 @@ export class ProxyServer {
    */
   private readonly onCheckContinue = (req: IncomingMessage, res: ServerResponse): void => {
     this.onRequest(req, res, true)
-  }
-
-  private readonly onH2CheckContinue = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
-    this.onH2Request(req, res, true)
   }
 
   /** Any other expectation: 417, as Node would, but with a body that says why; the body it announced is not read. */
