@@ -63,7 +63,7 @@ export interface ClientResponse {
   write (chunk: Buffer, written?: () => void): boolean
   end (): unknown
   end (body: string): unknown
-  destroy (): unknown
+  destroy (err?: Error): unknown
   on (event: 'close', listener: () => void): unknown
   once (event: 'drain' | 'finish' | 'close', listener: () => void): unknown
   setHeader (name: string, value: string): unknown
@@ -77,6 +77,8 @@ export interface ClientResponse {
 }
 
 const PLAIN = 'text/plain; charset=utf-8'
+/** Why an HTTP/2 stream is reset mid-response (node:http2 sends INTERNAL_ERROR for a reset with an error). */
+const CUT = new Error('the upstream response was cut')
 
 /**
  * One client request on its way through an upstream: it takes a connection
@@ -263,7 +265,7 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
     if (countsAsFailure(kind)) this.pool.recordFailure(this.upstream)
     if (this.headersSent) {
       // Part of the response is out: the only honest signal left is to cut it.
-      this.res.destroy()
+      this.cut()
       this.finish(this.status, Outcome.UpstreamFailed, kind)
       return
     }
@@ -322,6 +324,17 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
     this.ctx.accessLog?.request(this.req, this.head.host, status, this.bytesIn, this.bytesOut, ms, this.pool.name, upstream, this.attempts, error)
   }
 
+  /**
+   * Ends a response that cannot be finished: the HTTP/1.1 connection is
+   * closed; an HTTP/2 stream is reset with INTERNAL_ERROR (a reset without
+   * an error code would be NO_ERROR, which a client may take for a whole
+   * response).
+   */
+  private cut (): void {
+    if (this.req.httpVersionMajor === 2) this.res.destroy(CUT)
+    else this.res.destroy()
+  }
+
   /** The oldest large chunk lent to the client socket is written: its buffer goes back for reuse. */
   private onChunkWritten (): void {
     const chunk = this.lent?.shift()
@@ -356,7 +369,7 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
       this.res.writeHead(408, headers)
       this.res.end(body)
     } else {
-      this.res.destroy()
+      this.cut()
     }
     this.finish(408, Outcome.ClientAbort, 'client body timeout')
     this.abortUpstream()
