@@ -1,4 +1,4 @@
-import { allCounts, type PoolTraffic } from '../metrics/timeline.js'
+import { allCounts, byVersion, type PoolTraffic } from '../metrics/timeline.js'
 import { BUCKETS, quantile, Slot } from '../metrics/traffic.js'
 import type { Rollout } from './rollout.js'
 
@@ -113,9 +113,9 @@ export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: numbe
       sumInto(c.hist, hist)
     }
     if (s.t >= startS && s.t <= endS) sumInto(counts, during)
-    const byVersion: Record<string, number> = {}
-    for (const [version, c] of s.byVersion) byVersion[version] = c.counts[Slot.Requests]
-    points.push({ t: s.t * 1000, byVersion, failed: failedOf(counts), p99: quantile(hist, 0.99) })
+    const versions: Record<string, number> = {}
+    for (const [version, c] of byVersion(s)) versions[version] = c.counts[Slot.Requests]
+    points.push({ t: s.t * 1000, byVersion: versions, failed: failedOf(counts), p99: quantile(hist, 0.99) })
   }
 
   return {

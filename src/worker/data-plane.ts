@@ -182,7 +182,7 @@ export class DataPlane {
       connectTimeout: t.connect,
       upstreamTimeout: t.upstream,
       keepAlive: DEFAULTS.proxy.upstreamKeepAlive,
-      traffic: pool.traffic.version(m.version)
+      traffic: pool.traffic.of(m.revision, m.version)
     })
   }
 

@@ -9,7 +9,7 @@ const made: Upstream[] = []
 function upstreams (pool: Pool, n: number): Upstream[] {
   const list = Array.from({ length: n }, (_, i) => new Upstream({
     id: `u${made.length + i}`, pool: pool.name, host: '127.0.0.1', port: 1 + i, version: 'v1', revision: 1,
-    connectTimeout: 1_000, upstreamTimeout: 1_000, keepAlive: 1_000, traffic: pool.traffic.version('v1')
+    connectTimeout: 1_000, upstreamTimeout: 1_000, keepAlive: 1_000, traffic: pool.traffic.of(1, 'v1')
   }))
   made.push(...list)
   return list
