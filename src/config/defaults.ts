@@ -42,6 +42,8 @@ export const DEFAULTS = {
   rollout: {
     maxSurge: 1 as number | string,
     maxUnavailable: 0 as number | string,
+    /** Old instances left with only WebSockets that may drain beside a rollout's surge: the pool's size. */
+    maxDraining: '100%' as number | string,
     minReady: 1_000,
     slowStart: 0,
     drainTimeout: 30_000,

@@ -194,6 +194,8 @@ const rollout = z.strictObject({
   maxSurge: scaled.default(DEFAULTS.rollout.maxSurge),
   // Like Kubernetes: a surge may exceed 100%, unavailability may not.
   maxUnavailable: scaledUpTo(100).default(DEFAULTS.rollout.maxUnavailable),
+  // Draining instances that hold only upgraded connections no longer count against maxSurge, up to this many.
+  maxDraining: scaled.default(DEFAULTS.rollout.maxDraining),
   minReady: duration.default(DEFAULTS.rollout.minReady),
   slowStart: duration.default(DEFAULTS.rollout.slowStart),
   drainTimeout: duration.default(DEFAULTS.rollout.drainTimeout),

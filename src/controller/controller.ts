@@ -78,7 +78,7 @@ export class Controller {
     this.events.setMaxListeners(0)
     this.stateFile = new StateFile(config.file)
     this.table = new ServingTable(link, config)
-    link.connect({ idle: id => this.table.idleReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
+    link.connect({ idle: id => this.table.idleReported(id), quiet: id => this.table.quietReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
     this.metrics.readFrom(() => this.instanceReadings())
   }
 

@@ -58,6 +58,8 @@ export interface MemberCounts {
   id: string
   /** Requests and upgraded connections in flight. */
   inflight: number
+  /** Of those, upgraded connections (WebSockets), their handshake included. */
+  upgrades: number
   /** Requests answered over its life. */
   requests: number
 }
@@ -66,6 +68,12 @@ export interface MemberCounts {
 export interface DataPlaneReports {
   /** A member that left the table has nothing in flight any more (in every data plane). */
   idle: (memberId: string) => void
+  /**
+   * A member that left the table has no HTTP request in flight any more, but
+   * upgraded connections still open (in every data plane): it keeps draining
+   * them, and a rollout no longer waits on it (`rollout.maxDraining`).
+   */
+  quiet: (memberId: string) => void
   /**
    * The traffic of epoch second `second`, per pool that had any, once the
    * second is over; sent every second, empty or not, so that the controller

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { resolveScaled } from '../config/duration.js'
-import type { ManagedPoolConfig } from '../config/types.js'
+import type { ManagedPoolConfig, RolloutSpec } from '../config/types.js'
 import { specKey, type Driver, type Revision } from '../driver/types.js'
 import { log } from '../log.js'
 import { CRASH_LOOP_AFTER, judgeFailure, judgeUnready, NO_CRASHES, type CrashRecord, type Verdict } from '../rollout/failures.js'
@@ -97,7 +97,7 @@ export class ManagedPool {
   // ── rollouts ───────────────────────────────────────────────────────────
 
   /** Starts a rollout to a new revision made from the current one and `change`. */
-  startRollout (change: { version?: string, env?: Record<string, string>, command?: string | string[], image?: string }, strategy: Partial<Strategy> = {}): Rollout {
+  startRollout (change: { version?: string, env?: Record<string, string>, command?: string | string[], image?: string }, strategy: Partial<RolloutSpec> = {}): Rollout {
     const from = this.target
     return this.beginRollout(from, this.newRevision({
       version: change.version ?? from.version,
@@ -135,13 +135,8 @@ export class ManagedPool {
     return this.beginRollout(this.target, prev, {})
   }
 
-  private beginRollout (from: Revision, to: Revision, overrides: Partial<Strategy>): Rollout {
-    const spec = { ...this.config.rollout, ...overrides }
-    const strategy: Strategy = {
-      ...spec,
-      surge: resolveScaled(spec.maxSurge, this.config.size, 'up'),
-      unavailable: resolveScaled(spec.maxUnavailable, this.config.size, 'down')
-    }
+  private beginRollout (from: Revision, to: Revision, overrides: Partial<RolloutSpec>): Rollout {
+    const strategy = this.resolve({ ...this.config.rollout, ...overrides })
     const r = new Rollout(this.name, from, to, strategy, this.config.size)
     this.rollout = r
     this.crash = NO_CRASHES
@@ -196,7 +191,7 @@ export class ManagedPool {
       bounds: r?.strategy ?? this.poolStrategy(),
       rollout: r?.planState(),
       backoffUntil: this.crash.backoffUntil,
-      instances: this.instances.map(i => ({ id: i.id, revision: i.revision.number, state: i.state, readyAt: i.readyAt }))
+      instances: this.instances.map(i => ({ id: i.id, revision: i.revision.number, state: i.state, readyAt: i.readyAt, upgradesOnly: i.upgradesOnly }))
     })
     this.execute(plan, r, now)
   }
@@ -227,11 +222,21 @@ export class ManagedPool {
 
   /** The pool's own bounds, for replacing crashed instances and size changes outside a rollout. */
   private poolStrategy (): Strategy {
-    const spec = this.config.rollout
+    return this.resolve(this.config.rollout)
+  }
+
+  /** Counts and percentages resolved against the pool's size (and its port range). */
+  private resolve (spec: RolloutSpec): Strategy {
+    const size = this.config.size
+    const surge = resolveScaled(spec.maxSurge, size, 'up')
+    // Each instance that drains beside the surge holds a port of the range: never more than the range has room for.
+    const ports = this.config.kind === 'process' ? this.config.process.ports : this.config.docker.network === 'host' ? this.config.docker.ports : undefined
+    const room = ports === undefined ? Infinity : Math.max(0, ports.to - ports.from + 1 - size - surge)
     return {
       ...spec,
-      surge: resolveScaled(spec.maxSurge, this.config.size, 'up'),
-      unavailable: resolveScaled(spec.maxUnavailable, this.config.size, 'down')
+      surge,
+      unavailable: resolveScaled(spec.maxUnavailable, size, 'down'),
+      draining: Math.min(room, resolveScaled(spec.maxDraining, size, 'up'))
     }
   }
 
@@ -265,7 +270,8 @@ export class ManagedPool {
       readiness: this.config.readiness,
       members: this.deps.members,
       onChange: (i, previous) => this.onInstanceChange(i, previous),
-      onRespawn: () => this.deps.onInstances?.()
+      onRespawn: () => this.deps.onInstances?.(),
+      onUpgradesOnly: () => this.reconcile()
     })
     this.instances.push(inst)
     if (this.rollout?.active === true) this.rollout.mark(id, revision.number, 'starting')

@@ -14,8 +14,10 @@ export interface PoolMembers {
   /**
    * After withdraw: closes its idle upstream sockets, waits for what is in
    * flight up to `timeoutMs`, then ends what is left. True if it drained.
+   * `onQuiet` is called once no HTTP request is left on it while upgraded
+   * connections are (they drain on).
    */
-  drain: (id: string, timeoutMs: number) => Promise<boolean>
+  drain: (id: string, timeoutMs: number, onQuiet?: () => void) => Promise<boolean>
   /** Stopped: the data plane drops it. */
   forget: (id: string) => Promise<void>
 }
@@ -42,6 +44,9 @@ export class ServingTable {
   /** Members that left the table and have nothing in flight (reported by the data plane). */
   private readonly idle = new Set<string>()
   private readonly idleWaiters = new Map<string, Set<() => void>>()
+  /** Members that left the table and hold only upgraded connections (reported by the data plane). */
+  private readonly quiet = new Set<string>()
+  private readonly quietWaiters = new Map<string, () => void>()
 
   constructor (private readonly link: DataPlaneLink, config: Config) {
     this.config = config
@@ -69,6 +74,7 @@ export class ServingTable {
         const entry = this.pools.get(pool)
         if (entry === undefined) return
         this.idle.delete(m.id)
+        this.quiet.delete(m.id)
         this.served.add(m.id)
         const alone = [...entry.members.keys()].every(id => id === m.id)
         entry.members.set(m.id, { ...m, servingSince: fullWeight || alone ? FULL_WEIGHT : Date.now() })
@@ -79,9 +85,11 @@ export class ServingTable {
         if (this.pools.get(pool)?.members.delete(id) !== true) return
         await this.publish()
       },
-      drain: async (id, timeoutMs) => await this.drain(id, timeoutMs),
+      drain: async (id, timeoutMs, onQuiet) => await this.drain(id, timeoutMs, onQuiet),
       forget: async id => {
         this.idle.delete(id)
+        this.quiet.delete(id)
+        this.quietWaiters.delete(id)
         this.served.delete(id)
         await this.link.forget(id)
       }
@@ -101,11 +109,24 @@ export class ServingTable {
     for (const w of waiters ?? []) w()
   }
 
-  private async drain (id: string, timeoutMs: number): Promise<boolean> {
+  /** The data plane reports a member that left the table as holding only upgraded connections. */
+  quietReported (id: string): void {
+    this.quiet.add(id)
+    const waiter = this.quietWaiters.get(id)
+    this.quietWaiters.delete(id)
+    waiter?.()
+  }
+
+  private async drain (id: string, timeoutMs: number, onQuiet?: () => void): Promise<boolean> {
     // Never in the table: no data plane has anything of it.
     if (!this.served.has(id)) return true
+    if (onQuiet !== undefined) {
+      if (this.quiet.has(id)) onQuiet()
+      else this.quietWaiters.set(id, onQuiet)
+    }
     const closing = this.link.closeIdle(id)
     const drained = await this.whenIdle(id, timeoutMs)
+    this.quietWaiters.delete(id)
     if (!drained) await this.link.endRemaining(id)
     await closing
     return drained

@@ -19,12 +19,16 @@ export interface PlanInstance {
   state: InstanceState
   /** When it last became ready (ms epoch), 0 if it never was: the start of its minReady soak. */
   readyAt: number
+  /** Draining with no HTTP request left, only upgraded connections (they drain on, up to drainTimeout). */
+  upgradesOnly?: boolean
 }
 
 /** The rollout knobs, counts resolved against the pool's size. */
 export interface Bounds {
-  /** Instances allowed above size (draining ones count). */
+  /** Instances allowed above size (draining ones count, but see `draining`). */
   surge: number
+  /** Draining instances that hold only upgraded connections and no longer count against `surge`, at most. */
+  draining: number
   /** Instances allowed below size among those available. */
   unavailable: number
   /** ms a new instance must serve before it counts as available (forward only). */
@@ -140,8 +144,11 @@ export const planRolling: Planner = (input) => {
     for (const v of victims.slice(0, surplus)) stop.push(v.id)
   }
 
-  // Scale up the target within the surge (draining instances still run).
-  let start = Math.max(0, Math.min(size - mineActive.length, size + bounds.surge - instances.length))
+  // Scale up the target within the surge. Draining instances still run and
+  // count, but those left with only upgraded connections (WebSockets that
+  // may stay until drainTimeout) do not, up to `draining` of them.
+  const running = instances.length - Math.min(bounds.draining, instances.filter(i => isDraining(i) && i.upgradesOnly === true).length)
+  let start = Math.max(0, Math.min(size - mineActive.length, size + bounds.surge - running))
   if (start > 0 && now < input.backoffUntil) {
     wake(input.backoffUntil)
     start = 0

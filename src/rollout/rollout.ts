@@ -9,6 +9,8 @@ export type RolloutStatus = 'running' | 'paused' | 'succeeded' | 'failed' | 'rol
 export interface Strategy extends RolloutSpec {
   surge: number
   unavailable: number
+  /** Draining instances with only upgraded connections that do not count against `surge`. */
+  draining: number
 }
 
 export interface RolloutEvent { at: string, message: string }

@@ -130,9 +130,10 @@ export class DataPlane {
   counts (): MemberCounts[] {
     return [...this.held].map(([id, h]) => {
       let inflight = 0
+      let upgrades = 0
       let requests = h.settled
-      for (const u of upstreamsOf(h)) { inflight += u.inflight; requests += u.requests }
-      return { id, inflight, requests }
+      for (const u of upstreamsOf(h)) { inflight += u.inflight; upgrades += u.upgrades.size; requests += u.requests }
+      return { id, inflight, upgrades, requests }
     })
   }
 
@@ -186,11 +187,19 @@ export class DataPlane {
     })
   }
 
-  /** Reports the member once nothing is in flight on it, unless it came back into the table meanwhile. */
+  /**
+   * Reports the member once no HTTP request is in flight on it while
+   * upgraded connections are (quiet), and once nothing is (idle), unless it
+   * came back into the table meanwhile.
+   */
   private watchIdle (id: string, h: Held): void {
     const turn = ++h.left
+    const current = (): boolean => !h.inTable && h.left === turn && this.held.get(id) === h
+    void Promise.all(upstreamsOf(h).map(async u => await u.waitRequestsDone())).then(() => {
+      if (current() && upstreamsOf(h).some(u => u.upgrades.size > 0)) this.reports?.quiet(id)
+    })
     void Promise.all(upstreamsOf(h).map(async u => await u.waitIdle())).then(() => {
-      if (!h.inTable && h.left === turn && this.held.get(id) === h) this.reports?.idle(id)
+      if (current()) this.reports?.idle(id)
     })
   }
 

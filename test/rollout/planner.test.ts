@@ -6,7 +6,7 @@ import { planRolling, plannerFor, type Bounds, type InstanceState, type Plan, ty
 // clock. test/rollout/bounds.test.ts checks the same bounds end to end.
 
 const HOUR = 3_600_000
-const bounds = (surge: number, unavailable: number, minReady = 0, progressDeadline = HOUR): Bounds => ({ surge, unavailable, minReady, progressDeadline })
+const bounds = (surge: number, unavailable: number, minReady = 0, progressDeadline = HOUR): Bounds => ({ surge, unavailable, minReady, progressDeadline, draining: 4 })
 
 let seq = 0
 function inst (revision: number, state: InstanceState, readyAt = 0): PlanInstance {
@@ -127,6 +127,22 @@ describe('planRolling: one step', () => {
     expect(p.start).toBe(0) // 5 running with the one being stopped: no room under size + surge
     const after = plan({ rollout: forward({ direction: 'back', updated: 1 }), instances: [...old, newServing] })
     expect(after.start).toBe(1)
+  })
+
+  it('a draining instance left with only upgraded connections no longer counts against maxSurge, up to maxDraining', () => {
+    const quiet = (revision: number): PlanInstance => ({ ...inst(revision, 'draining'), upgradesOnly: true })
+    // 3 old serving + 1 new serving, and 1 old draining with only WebSockets: with maxSurge 1 the next new one starts.
+    const old = many(3, 1, 'serving')
+    const fresh = inst(2, 'serving', 1)
+    expect(plan({ rollout: forward(), instances: [...old, fresh, inst(1, 'draining')] }).start).toBe(0)
+    expect(plan({ rollout: forward(), instances: [...old, fresh, quiet(1)] }).start).toBe(1)
+    // maxDraining bounds how many may pile up: beyond it, they count again.
+    const b = { ...bounds(1, 0), draining: 1 }
+    expect(plan({ bounds: b, rollout: forward(), instances: [...many(2, 1, 'serving'), ...many(2, 2, 'serving', 1), quiet(1), quiet(1)] }).start).toBe(0)
+    expect(plan({ bounds: { ...b, draining: 2 }, rollout: forward(), instances: [...many(2, 1, 'serving'), ...many(2, 2, 'serving', 1), quiet(1), quiet(1)] }).start).toBe(1)
+    // They still run: the rollout converges only once they are gone.
+    const done = plan({ rollout: forward({ updated: 4 }), instances: [...many(4, 2, 'serving', 1), quiet(1)] })
+    expect(done.rollout).toMatchObject({ converged: false, remaining: 1 })
   })
 
   it('a crash-loop backoff holds starts back and wakes the plan when it ends', () => {
