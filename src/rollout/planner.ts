@@ -99,6 +99,11 @@ export interface Plan {
 
 export type Planner = (input: PlanInput) => Plan
 
+/** New instances a canary step of `weight` percent runs: its share of the pool, at least one, at most the size. */
+export function canaryInstances (size: number, weight: number): number {
+  return Math.min(size, Math.max(1, Math.ceil((size * weight) / 100)))
+}
+
 const isServing = (i: PlanInstance): boolean => i.state === 'serving'
 const isDraining = (i: PlanInstance): boolean => i.state === 'draining'
 /** Starting or ready: running, but no traffic yet. */
