@@ -183,13 +183,13 @@ export class ProxyServer {
       this.badRequest(res, 400, 'baton: an HTTP/1.0 request must not carry Transfer-Encoding\n')
       return
     }
-    const poolName = this.table.router.route(head.host, url)
-    const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
-    if (pool === undefined) {
+    const route = this.table.router.match(head.host, url)
+    const pool = route === undefined ? undefined : this.table.pools.get(route.pool)
+    if (route === undefined || pool === undefined) {
       plain(res, 404, 'baton: no route for this host and path\n')
       return
     }
-    const upstream = pool.pick()
+    const upstream = pool.choose(req.rawHeaders, route.revision)
     if (upstream === undefined) {
       res.setHeader('retry-after', '1')
       plain(res, 503, `baton: no instance of pool ${pool.name} is available\n`)
@@ -256,10 +256,10 @@ export class ProxyServer {
     if (hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1)) { refuse(socket, 400, 'an HTTP/1.1 request needs exactly one Host header'); return }
     if (validHosts !== hosts) { refuse(socket, 400, 'the Host header is no host[:port]'); return }
     const host = req.headers.host
-    const poolName = this.table.router.route(host, url)
-    const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
-    if (pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
-    this.tunnel.forward(pool, req, socket, head)
+    const route = this.table.router.match(host, url)
+    const pool = route === undefined ? undefined : this.table.pools.get(route.pool)
+    if (route === undefined || pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
+    this.tunnel.forward(pool, req, socket, head, route.revision)
   }
 
   private readonly onConnect = (_req: IncomingMessage, socket: Duplex): void => {

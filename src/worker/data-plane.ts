@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../config/defaults.js'
-import type { ListenConfig, ProxyConfig, RouteConfig } from '../config/types.js'
-import type { DataPlaneReports, MemberCounts, TableMember, TableSnapshot } from '../controller/data-plane-link.js'
+import type { ListenConfig, ProxyConfig } from '../config/types.js'
+import type { DataPlaneReports, MemberCounts, TableMember, TableRoute, TableSnapshot } from '../controller/data-plane-link.js'
 import { Metrics, type PoolReading } from '../metrics/registry.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
 import { Router } from '../proxy/router.js'
@@ -44,7 +44,7 @@ export class DataPlane {
   private readonly held = new Map<string, Held>()
   private applied = 0
   private proxyConfig: ProxyConfig
-  private routes: RouteConfig[] = []
+  private routes: TableRoute[] = []
   private reports: DataPlaneReports | undefined
   private ticker: NodeJS.Timeout | undefined
 
@@ -86,6 +86,7 @@ export class DataPlane {
         return { upstream: this.upstreamOf(pool, m, newTimeouts), servingSince: m.servingSince }
       })
       pool.setMembers(serving, pt.slowStart, now)
+      pool.setSplit(pt.split)
     }
     for (const [name, pool] of this.pools) {
       if (t.pools.some(p => p.name === name)) continue

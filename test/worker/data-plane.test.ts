@@ -108,6 +108,22 @@ describe('the data plane behind an in-process link', () => {
     expect(quiet).toEqual([])
   })
 
+  it('splits by the table\'s weight between two revisions, pins by header and by a preview route', async () => {
+    const canary = { ...member(b, 'b'), version: 'v2', revision: 2 }
+    const split = { stable: 1, canary: 2, weight: 25, header: 'x-canary' }
+    const routes = [{ host: 'preview.test', pool: 'web', revision: 2 }, { pool: 'web' }]
+    await link.publish(table([member(a, 'a'), canary], { pools: [{ name: 'web', balance: 'round-robin', slowStart: 0, members: [member(a, 'a'), canary], split }], routes }))
+    const names: string[] = []
+    for (let k = 0; k < 40; k++) names.push(await whoami())
+    expect(names.filter(n => n === 'b')).toHaveLength(10)
+    expect((await send(`${url}/whoami`, { headers: { 'x-canary': 'always' } })).text).toBe('b')
+    expect((await send(`${url}/whoami`, { headers: { 'x-canary': 'never' } })).text).toBe('a')
+    for (let k = 0; k < 4; k++) expect((await send(`${url}/whoami`, { headers: { host: 'preview.test:8080' } })).text).toBe('b')
+    // The split and the preview route go with the next table that has none.
+    await link.publish(table([member(a, 'a')]))
+    expect((await send(`${url}/whoami`, { headers: { host: 'preview.test' } })).text).toBe('a')
+  })
+
   it('new upstream timeouts replace the upstreams; what is in flight on the old ones ends there and still counts', async () => {
     await link.publish(table([member(a, 'a')]))
     const slow = send(`${url}/slow?ms=600`)
