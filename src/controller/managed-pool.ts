@@ -4,10 +4,11 @@ import type { ManagedPoolConfig, RolloutSpec } from '../config/types.js'
 import { specKey, type Driver, type Revision } from '../driver/types.js'
 import { log } from '../log.js'
 import { CRASH_LOOP_AFTER, judgeFailure, judgeUnready, NO_CRASHES, type CrashRecord, type Verdict } from '../rollout/failures.js'
-import { planRolling, type InstanceState, type Plan } from '../rollout/planner.js'
+import { planRolling, plannerFor, type InstanceState, type Plan, type PlanInstance } from '../rollout/planner.js'
 import { ID_RANDOM_BYTES, Rollout, type Strategy } from '../rollout/rollout.js'
 import { Instance } from './instance.js'
 import type { ControllerMetrics } from './metrics.js'
+import { Steering, type TimelineSource } from './steering.js'
 import type { PoolMembers } from './table.js'
 
 /** Revisions a pool remembers for rollback (as Kubernetes' revisionHistoryLimit, default 10). */
@@ -19,7 +20,7 @@ const START_GRACE_MS = 1_000
 
 export type PoolEvent =
   | { type: 'instance', pool: string, instance: string, version: string, revision: number, state: string, reason?: string }
-  | { type: 'rollout', pool: string, rollout: string, status: string, message: string, updated: number, total: number }
+  | { type: 'rollout', pool: string, rollout: string, status: string, message: string, updated: number, total: number, strategy: string, step: number, weight: number }
 
 export interface ManagedDeps {
   config: ManagedPoolConfig
@@ -31,6 +32,8 @@ export interface ManagedDeps {
   onRollout: (r: Rollout) => void
   /** Called when the set of running instances changes (state file). */
   onInstances?: () => void
+  /** The pool's per-second traffic, for a canary step's analysis. */
+  timeline?: () => TimelineSource
 }
 
 /** What runs, for a revision: the process or the container spec. */
@@ -54,6 +57,7 @@ export class ManagedPool {
   target: Revision
   rollout: Rollout | undefined
   private config: ManagedPoolConfig
+  private readonly steering: Steering
   private crash: CrashRecord = NO_CRASHES
   private wakeTimer: NodeJS.Timeout | undefined
   private closing = false
@@ -72,6 +76,7 @@ export class ManagedPool {
     }
     this.revisions = [first]
     this.target = first
+    this.steering = new Steering(this.name, deps.members, deps.timeline ?? (() => ({ traffic: undefined, lastSecond: undefined })))
   }
 
   /** The live instances, then the recently failed ones. */
@@ -132,7 +137,25 @@ export class ManagedPool {
     // The previous revision becomes the newest again, as `kubectl rollout undo` does.
     this.revisions.splice(this.revisions.indexOf(prev), 1)
     this.revisions.push(prev)
-    return this.beginRollout(this.target, prev, {})
+    // Back to a revision that served at full size: no steps to judge it by (as Argo Rollouts skips them).
+    return this.beginRollout(this.target, prev, { strategy: 'rolling' })
+  }
+
+  /** A blue-green rollout within its scaleDownDelay: the old set is whole and ready, so a rollback is a switch back. */
+  get canSwitchBack (): boolean {
+    const r = this.rollout
+    const st = r?.steps
+    return r !== undefined && r.active && r.strategyName === 'blueGreen' && r.direction === 'forward' && st !== undefined && st.step > 0 &&
+      Date.now() < st.stepAt + r.strategy.blueGreen.scaleDownDelay
+  }
+
+  /** Switches a blue-green rollout back at once (see canSwitchBack); it ends rolled_back once the new set is stopped. */
+  switchBack (): Rollout | undefined {
+    const r = this.rollout
+    if (r === undefined || !this.canSwitchBack) return undefined
+    r.rollBack()
+    this.afterRolloutChange()
+    return r
   }
 
   private beginRollout (from: Revision, to: Revision, overrides: Partial<RolloutSpec>): Rollout {
@@ -140,7 +163,7 @@ export class ManagedPool {
     const r = new Rollout(this.name, from, to, strategy, this.config.size)
     this.rollout = r
     this.crash = NO_CRASHES
-    r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total }))
+    r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total, strategy: r.strategyName, step: r.steps?.step ?? 0, weight: r.weight }))
     this.deps.metrics.rolloutInProgress.labels(this.name).set(1)
     this.deps.onRollout(r)
     this.reconcile()
@@ -148,8 +171,21 @@ export class ManagedPool {
   }
 
   pauseRollout (): void { this.rollout?.pause(); this.afterRolloutChange() }
-  resumeRollout (): void { this.rollout?.resume(); this.afterRolloutChange() }
   abortRollout (): void { this.rollout?.abort(); this.afterRolloutChange() }
+
+  /** Resumes; a `pause: manual` step is judged at once. */
+  resumeRollout (): void {
+    const r = this.rollout
+    if (r?.resume() === true) this.steering.judge(r, Date.now())
+    this.afterRolloutChange()
+  }
+
+  /** Canary: skips the remaining steps; false when there is nothing to promote. */
+  promoteRollout (): boolean {
+    const promoted = this.rollout?.promote() === true
+    if (promoted) this.reconcile()
+    return promoted
+  }
 
   private afterRolloutChange (): void {
     const r = this.rollout
@@ -184,21 +220,27 @@ export class ManagedPool {
   private reconcileOnce (): void {
     const r = this.rollout?.active === true ? this.rollout : undefined
     const now = Date.now()
-    const plan = planRolling({
+    const instances = this.instances.map(i => ({ id: i.id, revision: i.revision.number, state: i.state, readyAt: i.readyAt, upgradesOnly: i.upgradesOnly }))
+    const plan = (r === undefined ? planRolling : plannerFor(r.strategyName))({
       now,
       size: this.config.size,
       current: this.target.number,
       bounds: r?.strategy ?? this.poolStrategy(),
       rollout: r?.planState(),
       backoffUntil: this.crash.backoffUntil,
-      instances: this.instances.map(i => ({ id: i.id, revision: i.revision.number, state: i.state, readyAt: i.readyAt, upgradesOnly: i.upgradesOnly }))
+      instances
     })
-    this.execute(plan, r, now)
+    this.execute(plan, r, now, instances)
   }
 
-  /** Carries a plan out: stops first (their drains belong to the batch before), then the new batch. */
-  private execute (plan: Plan, r: Rollout | undefined, now: number): void {
+  /**
+   * Carries a plan out: the traffic split first (moving all the traffic back
+   * is one table), then stops (their drains belong to the batch before),
+   * then the new batch, then the step the plan asks for.
+   */
+  private execute (plan: Plan, r: Rollout | undefined, now: number, instances: readonly PlanInstance[]): void {
     if (r !== undefined) this.target = plan.target === r.to.number ? r.to : r.from
+    this.steering.apply(plan, r, instances)
     for (const id of plan.stop) {
       const i = this.instances.find(x => x.id === id)
       if (i !== undefined) this.stopInstance(i)
@@ -206,7 +248,14 @@ export class ManagedPool {
     const step = plan.rollout
     if (r !== undefined && step !== undefined) r.record(step, now)
     for (let k = 0; k < plan.start; k++) this.startInstance(this.target)
+    if (r !== undefined) for (let k = 0; k < (plan.startFrom ?? 0); k++) this.startInstance(r.from)
     if (plan.wakeAt !== undefined) this.wakeAt(plan.wakeAt)
+    if (r !== undefined && plan.step !== undefined) {
+      if (this.steering.act(plan.step, r, now)) this.afterRolloutChange()
+      // The step moved the rollout on: plan again at once.
+      else this.again = true
+      return
+    }
     if (r === undefined || step === undefined) return
     if (step.stalled) {
       if (r.direction === 'forward') r.fail(`no progress within progressDeadline (${r.strategy.progressDeadline} ms)`)
@@ -300,11 +349,16 @@ export class ManagedPool {
     }
     const ref = { id: i.id, version: i.version, revision: i.revision.number }
     const verdict = i.state === 'failed'
-      ? judgeFailure({ ...ref, readyAt: i.readyAt, reason: i.failure ?? 'failed' }, { rollout: r?.planState(), target: this.target.number, crash: this.crash, now: Date.now() })
+      ? judgeFailure({ ...ref, readyAt: i.readyAt, reason: i.failure ?? 'failed' }, { rollout: r?.planState(), target: this.target.number, stable: this.stableRevision(r), crash: this.crash, now: Date.now() })
       : previous === 'serving' && i.state === 'starting' ? judgeUnready(ref, r?.planState()) : undefined
     if (verdict !== undefined && this.apply(verdict, i, r)) return
     this.reconcile()
     this.notify()
+  }
+
+  /** A canary's or blue-green's old set, kept whole beside the new one going forward: its crashes are replaced too. */
+  private stableRevision (r: Rollout | undefined): number | undefined {
+    return r !== undefined && r.strategyName !== 'rolling' && r.direction === 'forward' ? r.from.number : undefined
   }
 
   /** Applies a failure's verdict; true when the rollout turned (which reconciles by itself). */

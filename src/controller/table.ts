@@ -1,5 +1,5 @@
 import type { Config, PoolConfig } from '../config/types.js'
-import type { DataPlaneLink, MemberCounts, PoolTable, TableMember } from './data-plane-link.js'
+import type { DataPlaneLink, MemberCounts, PoolTable, TableMember, TableRoute, TrafficSplit } from './data-plane-link.js'
 
 /** What a pool's members (instances, static servers) do with the data plane, in the order of a stop. */
 export interface PoolMembers {
@@ -20,6 +20,12 @@ export interface PoolMembers {
   drain: (id: string, timeoutMs: number, onQuiet?: () => void) => Promise<boolean>
   /** Stopped: the data plane drops it. */
   forget: (id: string) => Promise<void>
+  /**
+   * How the pool's requests divide between two revisions (canary,
+   * blue-green), and a route pinned to the new one (blue-green's
+   * previewRoute); undefined: none. Applied once the promise resolves.
+   */
+  steer: (split: TrafficSplit | undefined, preview: TableRoute | undefined) => Promise<void>
 }
 
 /** servingSince of a member that takes its full share at once. */
@@ -28,6 +34,8 @@ const FULL_WEIGHT = 0
 interface PoolEntry {
   config: PoolConfig
   members: Map<string, TableMember>
+  split?: TrafficSplit
+  preview?: TableRoute
 }
 
 /**
@@ -86,6 +94,13 @@ export class ServingTable {
         await this.publish()
       },
       drain: async (id, timeoutMs, onQuiet) => await this.drain(id, timeoutMs, onQuiet),
+      steer: async (split, preview) => {
+        const entry = this.pools.get(pool)
+        if (entry === undefined) return
+        entry.split = split
+        entry.preview = preview
+        await this.publish()
+      },
       forget: async id => {
         this.idle.delete(id)
         this.quiet.delete(id)
@@ -151,8 +166,11 @@ export class ServingTable {
       name: e.config.name,
       balance: e.config.balance,
       slowStart: e.config.rollout.slowStart,
-      members: [...e.members.values()]
+      members: [...e.members.values()],
+      ...(e.split === undefined ? {} : { split: e.split })
     }))
-    await this.link.publish({ version: ++this.version, proxy: this.config.proxy, routes: this.config.routes, pools })
+    // Routes pinned to a revision come first: a preview is reached whatever the config's routes say.
+    const previews = [...this.pools.values()].flatMap(e => e.preview === undefined ? [] : [e.preview])
+    await this.link.publish({ version: ++this.version, proxy: this.config.proxy, routes: [...previews, ...this.config.routes], pools })
   }
 }
