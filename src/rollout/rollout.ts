@@ -52,6 +52,9 @@ const MARKS_KEPT = 10_000
 /** An instance state change during the rollout, for the report's batch timings. */
 export interface InstanceMark { at: number, instance: string, revision: number, state: string, batch: number }
 
+/** A turn of the traffic during a canary or blue-green (a step's start, the switch, a promote), for the report. */
+export interface TrafficMark { at: number, label: string, weight: number }
+
 /**
  * The record of one rollout and the few transitions it can make. It decides
  * nothing about instances: the planner (planner.ts) does, from `planState()`,
@@ -92,6 +95,7 @@ export class Rollout {
   /** Percent of requests to the new revision now (set by the pool after every plan). */
   weight = 0
   readonly analysis: StepAnalysis[] = []
+  readonly trafficMarks: TrafficMark[] = []
   /** A `pause: manual` step waits for resume, which judges it. */
   awaitingResume = false
   private aborted = false
@@ -146,6 +150,7 @@ export class Rollout {
     if (st === undefined) return
     Object.assign(st, { step, stepAt: now, passed: false, extended: false })
     this.progressAt = now
+    this.trafficMarks.push({ at: now, label: `step ${step} · ${weight}%`, weight })
     const pause = this.strategy.canary?.steps[step - 1]?.pause
     const until = pause === 'manual' ? 'until resume' : pause === undefined ? '' : `for ${pause / 1000} s`
     this.note(`step ${step}/${this.stepCount}: ${weight}% of requests to ${this.toLabel} ${until}`.trimEnd())
@@ -189,6 +194,7 @@ export class Rollout {
     this.awaitingResume = false
     if (this.status === 'paused') this.status = 'running'
     this.progressAt = Date.now()
+    this.trafficMarks.push({ at: this.progressAt, label: 'promote', weight: this.weight })
     this.note('promoted: the remaining steps are skipped; the rest of the pool is replaced as a rolling update')
     return true
   }
@@ -199,6 +205,7 @@ export class Rollout {
     if (st === undefined || st.step > 0) return
     Object.assign(st, { step: 1, stepAt: now })
     this.progressAt = now
+    this.trafficMarks.push({ at: now, label: 'switch', weight: 100 })
     this.note(`switched: every new request goes to ${this.toLabel}; the old set stays ready for ${this.strategy.blueGreen.scaleDownDelay / 1000} s (scaleDownDelay)`)
   }
 
@@ -208,6 +215,7 @@ export class Rollout {
     this.direction = 'back'
     this.status = 'running'
     this.progressAt = Date.now()
+    this.trafficMarks.push({ at: this.progressAt, label: 'switch back', weight: 0 })
     this.note(`rollback requested: every new request goes back to revision ${this.from.number} (${this.from.version}); the new set drains and stops`)
   }
 
@@ -226,6 +234,7 @@ export class Rollout {
     this.note(`failed: ${reason}`)
     this.progressAt = Date.now()
     this.awaitingResume = false
+    if (this.steps !== undefined && this.strategy.onFailure === 'rollback') this.trafficMarks.push({ at: this.progressAt, label: 'rollback', weight: 0 })
     if (this.strategy.onFailure === 'rollback') {
       this.direction = 'back'
       this.status = 'running'

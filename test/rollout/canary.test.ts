@@ -1,3 +1,4 @@
+import { XMLValidator } from 'fast-xml-parser'
 import { afterEach, describe, expect, it } from 'vitest'
 import { runCli, startBaton, type RunningBaton } from '../helpers/baton.js'
 import { recordEvents } from '../helpers/events.js'
@@ -65,13 +66,21 @@ describe('canary', () => {
     }
     console.log(`canary shares: ${result.sent} requests sent, ${result.failed} failed\n  ${lines.join('\n  ')}`)
     expect(done.weight).toBe(100)
+    // The report marks each step and its verdict on the per-version traffic.
+    expect(done.report.turns.map(t => t.label)).toEqual(['step 1 · 5%', 'step 2 · 25%', 'step 3 · 50%'])
+    expect(done.report.verdicts.map(v => `${v.step} ${v.verdict}`)).toEqual(['1 pass', '2 pass', '3 pass'])
+    const svg = await (await fetch(`${baton.adminUrl}/v1/rollouts/${r.id}/report.svg`)).text()
+    expect(XMLValidator.validate(svg)).toBe(true)
+    expect(svg.match(/class="turn"/g)).toHaveLength(3)
+    expect(svg.match(/class="verdict verdict-pass"/g)).toHaveLength(3)
+    expect(svg).toContain('data-version="v2"')
     const pool = await getPool(baton.adminUrl)
     expect(pool.instances.filter(i => i.state === 'serving' && i.version === 'v2')).toHaveLength(4)
     expect(pool.instances).toHaveLength(4)
   }, 120_000)
 
   for (const c of [
-    { name: 'answers 500 to 20% of requests', env: { ERROR_RATE: '0.2' }, analysis: { minRequests: 50, maxErrorRate: '1%' }, reason: /^step 1 analysis: error rate 2\d(\.\d+)?% of v2 \(\d+ of \d+ attempts\) over maxErrorRate 1%$/ },
+    { name: 'answers 500 to 20% of requests', env: { ERROR_RATE: '0.2' }, analysis: { minRequests: 50, maxErrorRate: '1%' }, reason: /^step 1 analysis: error rate (1[89]|2[01])(\.\d+)?% of v2 \(\d+ of \d+ attempts\) over maxErrorRate 1%$/ },
     { name: 'is 40 ms slower', env: { ADDED_LATENCY: '40' }, analysis: { minRequests: 50, maxP99Ratio: 1.5 }, reason: /^step 1 analysis: p99 \d+ ms of v2 is \d+\.\d\d× the \d+(\.\d)? ms of v1, over maxP99Ratio 1\.5$/ }
   ]) {
     it(`rolls back a version that ${c.name}, by the analysis, with the reason in the rollout`, async () => {
@@ -89,6 +98,12 @@ describe('canary', () => {
       expect(done.error).toMatch(c.reason)
       expect(done.analysis).toHaveLength(1)
       expect(done.analysis[0]).toMatchObject({ step: 1, verdict: 'fail' })
+      const svg = await (await fetch(`${baton.adminUrl}/v1/rollouts/${r.id}/report.svg`)).text()
+      expect(XMLValidator.validate(svg)).toBe(true)
+      expect(svg).toContain('class="verdict verdict-fail"')
+      expect(done.report.turns.map(t => t.label)).toEqual(['step 1 · 10%', 'rollback'])
+      const cli = await runCli(['report', r.id, '--admin', baton.adminUrl])
+      expect(cli.stdout).toContain(`step 1 fail: ${done.analysis[0].reason}`)
       expect(result.batonFailed).toBe(0)
       // Only step 1's 10% met the bad version.
       expect(metBad).toBeLessThan(result.sent * 0.2)
