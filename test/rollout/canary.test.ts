@@ -179,6 +179,21 @@ describe('canary', () => {
     expect(result.failed).toBe(0)
   }, 90_000)
 
+  it('rollout --watch shows each step, its weight and its verdict', async () => {
+    baton = await startBaton(demoConfig({ size: 2, rollout: canaryRollout({ steps: [{ weight: 10, pause: '2s' }, { weight: 60, pause: '2s' }], analysis: { maxErrorRate: '1%' } }) }))
+    const load = startLoad(baton.url, { keepAlive: 4 })
+    const cli = await runCli(['rollout', 'web', '--version', 'v2', '--watch', '--admin', baton.adminUrl])
+    const result = await load.stop()
+    expect(cli.code, cli.stderr).toBe(0)
+    expect(cli.stdout).toMatch(/step 1\/2: 10% of requests to revision 2 \(v2\) for 2 s/)
+    expect(cli.stdout).toMatch(/progress: \d\/2 updated; step 1, 10% to v2/)
+    expect(cli.stdout).toMatch(/step 1 analysis: pass: \d+ requests to v2: error rate 0% ≤ 1%/)
+    expect(cli.stdout).toMatch(/step 2\/2: 60% of requests/)
+    expect(cli.stdout).toMatch(/step 2 analysis: pass/)
+    expect(cli.stdout).toMatch(/step 2 pass: /)
+    expect(result.failed).toBe(0)
+  }, 60_000)
+
   it('pins by header: always to the new revision, never to the old one, the rest by weight; abort sends everything back', async () => {
     baton = await startBaton(demoConfig({ size: 3, rollout: canaryRollout({ steps: [{ weight: 10, pause: 'manual' }], header: 'X-Baton-Canary' }) }))
     const load = startLoad(baton.url, { keepAlive: 4 })
