@@ -179,10 +179,11 @@ describe('canary', () => {
     expect(result.failed).toBe(0)
   }, 90_000)
 
-  it('rollout --watch shows each step, its weight and its verdict', async () => {
-    baton = await startBaton(demoConfig({ size: 2, rollout: canaryRollout({ steps: [{ weight: 10, pause: '2s' }, { weight: 60, pause: '2s' }], analysis: { maxErrorRate: '1%' } }) }))
+  it('rollout --strategy canary --watch shows each step, its weight and its verdict', async () => {
+    // The pool rolls by default; the command asks for its canary steps for this one rollout.
+    baton = await startBaton(demoConfig({ size: 2, rollout: canaryRollout({ steps: [{ weight: 10, pause: '2s' }, { weight: 60, pause: '2s' }], analysis: { maxErrorRate: '1%' } }, { strategy: 'rolling' }) }))
     const load = startLoad(baton.url, { keepAlive: 4 })
-    const cli = await runCli(['rollout', 'web', '--version', 'v2', '--watch', '--admin', baton.adminUrl])
+    const cli = await runCli(['rollout', 'web', '--version', 'v2', '--strategy', 'canary', '--watch', '--admin', baton.adminUrl])
     const result = await load.stop()
     expect(cli.code, cli.stderr).toBe(0)
     expect(cli.stdout).toMatch(/step 1\/2: 10% of requests to revision 2 \(v2\) for 2 s/)
