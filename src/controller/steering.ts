@@ -21,7 +21,7 @@ export interface TimelineSource {
  */
 export class Steering {
   /** What was published last, to publish only changes. */
-  private published = ''
+  private published = JSON.stringify([undefined, undefined])
 
   constructor (
     private readonly pool: string,

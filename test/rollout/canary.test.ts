@@ -147,6 +147,8 @@ describe('canary', () => {
     await new Promise(resolve => setTimeout(resolve, 1500))
     const still = (await adminJson(baton.adminUrl, `/v1/rollouts/${r.id}`)).body
     expect(still).toMatchObject({ status: 'paused', step: 1, analysis: [] })
+    const status = await runCli(['status', 'web', '--admin', baton.adminUrl])
+    expect(status.stdout).toMatch(/rollout web-2-\w+ paused \(\d\/2 updated, revision 1 \(v1\) -> revision 2 \(v2\); canary step 1, 20% to v2\)/)
     const resumed = await runCli(['resume', 'web', '--admin', baton.adminUrl])
     expect(resumed.code, resumed.stderr).toBe(0)
     const done = await waitRollout(baton.adminUrl, r.id)
