@@ -23,7 +23,10 @@ import { ServingTable } from './table.js'
 
 /** An instance or server as GET /v1/pools shows it. */
 export interface InstanceView extends Omit<MemberInfo, 'startedAt'> {
+  /** Requests and upgraded connections in flight. */
   inflight: number
+  /** Of those, upgraded connections (WebSockets). */
+  upgrades: number
   requests: number
   startedAt: string
 }
@@ -297,6 +300,7 @@ export class Controller {
     const instances = runtime.members().map(i => ({
       ...i,
       inflight: counts.get(i.id)?.inflight ?? 0,
+      upgrades: counts.get(i.id)?.upgrades ?? 0,
       requests: counts.get(i.id)?.requests ?? 0,
       startedAt: new Date(i.startedAt).toISOString()
     }))

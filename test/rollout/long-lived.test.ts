@@ -24,13 +24,13 @@ async function openOne (url: string): Promise<Socket> {
   return s
 }
 
-/** Opens WebSockets one at a time until every instance of the pool holds at least one (bounded). */
+/** Opens WebSockets one at a time until every instance of the pool holds at least one, as its `upgrades` count says (bounded). */
 async function spreadWebSockets (url: string, adminUrl: string, size: number): Promise<Socket[]> {
   const sockets: Socket[] = []
   for (let k = 0; k < 40; k++) {
     sockets.push(await openOne(url))
     const pool = await getPool(adminUrl)
-    if (sockets.length >= size && pool.instances.every(i => i.inflight >= 1)) return sockets
+    if (sockets.length >= size && pool.instances.every(i => i.upgrades >= 1)) return sockets
   }
   throw new Error('could not get a WebSocket onto every instance')
 }
