@@ -245,7 +245,7 @@ export async function baton (opts, how = {}) {
         return b.status !== 'running' ? b : undefined
       }, { timeoutMs: 15 * 60_000, everyMs: 100 })
       const wallMs = Date.parse(r.finishedAt) - Date.parse(r.startedAt)
-      const drains = `${drainTimeouts - drainsBefore} of 4 old instances reached drainTimeout (${opts.drainTimeout})`
+      const drains = `${drainTimeouts - drainsBefore} of 4 old instances reached drainTimeout (${how.rollout?.drainTimeout ?? opts.drainTimeout})`
       return {
         wallMs,
         ok: r.status === expected,
