@@ -24,7 +24,7 @@ describe('blue-green', () => {
     const delayMs = 3_000
     baton = await startBaton(demoConfig({
       size: 3,
-      rollout: { strategy: 'blueGreen', minReady: '3s', drainTimeout: '5s', blueGreen: { previewRoute: { host: 'Preview.Test' }, scaleDownDelay: `${delayMs}ms` } }
+      rollout: { strategy: 'blueGreen', minReady: '4s', drainTimeout: '5s', blueGreen: { previewRoute: { host: 'Preview.Test' }, scaleDownDelay: `${delayMs}ms` } }
     }))
     const answers: Answer[] = []
     const rec = recordEvents(baton.adminUrl)

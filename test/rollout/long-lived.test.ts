@@ -55,7 +55,8 @@ describe('WebSockets do not stretch a rollout', () => {
 
   for (const maxDraining of [undefined, 1]) {
     it(`rolls 4 instances holding WebSockets in about one drainTimeout, not four (maxDraining ${maxDraining ?? 'default: the size'})`, async () => {
-      const drainMs = 8_000
+      // Long enough that the batches (a few seconds each on a busy machine) all fit in one drainTimeout.
+      const drainMs = 15_000
       baton = await startBaton(demoConfig({
         size: 4,
         rollout: { maxSurge: 1, minReady: '500ms', drainTimeout: `${drainMs}ms`, ...(maxDraining === undefined ? {} : { maxDraining }) }
@@ -86,8 +87,13 @@ describe('WebSockets do not stretch a rollout', () => {
         const closedAt = present(s.closedAt, 'a close')
         expect(closedAt - Math.min(...drainStart.values())).toBeGreaterThanOrEqual(drainMs - 200)
       }
+      const drains = [...drainStart.values()]
+      const firstStop = Math.min(...rec.events.filter(e => e.type === 'instance' && old.includes(e.data.instance) && e.data.state === 'stopped').map(e => e.at))
       if (maxDraining === undefined) {
-        // One drainTimeout (the last old instance's) and the batches, not 4 × drainTimeout.
+        // The old instances drained side by side: the last one began before the first one was gone
+        // (one after the other, as before, takes 4 × drainTimeout).
+        expect(drains).toHaveLength(4)
+        expect(Math.max(...drains)).toBeLessThan(firstStop)
         expect(wall).toBeLessThan(2 * drainMs)
         expect(peak).toBeGreaterThan(4 + 1)
         expect(peak).toBeLessThanOrEqual(4 + 1 + 4)
