@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { resolveScaled } from '../config/duration.js'
 import type { ManagedPoolConfig, RolloutSpec } from '../config/types.js'
 import { specKey, type Driver, type Revision } from '../driver/types.js'
 import { log } from '../log.js'
 import { CRASH_LOOP_AFTER, judgeFailure, judgeUnready, NO_CRASHES, type CrashRecord, type Verdict } from '../rollout/failures.js'
 import { planRolling, plannerFor, type InstanceState, type Plan, type PlanInstance } from '../rollout/planner.js'
-import { ID_RANDOM_BYTES, Rollout, type Strategy } from '../rollout/rollout.js'
+import { ID_RANDOM_BYTES, resolveStrategy, Rollout, type Strategy } from '../rollout/rollout.js'
 import { Instance } from './instance.js'
 import type { ControllerMetrics } from './metrics.js'
 import { Steering, type TimelineSource } from './steering.js'
@@ -141,25 +140,17 @@ export class ManagedPool {
     return this.beginRollout(this.target, prev, { strategy: 'rolling' })
   }
 
-  /** A blue-green rollout within its scaleDownDelay: the old set is whole and ready, so a rollback is a switch back. */
-  get canSwitchBack (): boolean {
-    const r = this.rollout
-    const st = r?.steps
-    return r !== undefined && r.active && r.strategyName === 'blueGreen' && r.direction === 'forward' && st !== undefined && st.step > 0 &&
-      Date.now() < st.stepAt + r.strategy.blueGreen.scaleDownDelay
-  }
-
-  /** Switches a blue-green rollout back at once (see canSwitchBack); it ends rolled_back once the new set is stopped. */
+  /** Switches a blue-green rollout within its scaleDownDelay back at once (see Rollout.canSwitchBack); undefined when there is none. */
   switchBack (): Rollout | undefined {
     const r = this.rollout
-    if (r === undefined || !this.canSwitchBack) return undefined
+    if (r === undefined || !r.canSwitchBack(Date.now())) return undefined
     r.rollBack()
     this.afterRolloutChange()
     return r
   }
 
   private beginRollout (from: Revision, to: Revision, overrides: Partial<RolloutSpec>): Rollout {
-    const strategy = this.resolve({ ...this.config.rollout, ...overrides })
+    const strategy = resolveStrategy({ ...this.config.rollout, ...overrides }, this.config)
     const r = new Rollout(this.name, from, to, strategy, this.config.size)
     this.rollout = r
     this.crash = NO_CRASHES
@@ -271,22 +262,7 @@ export class ManagedPool {
 
   /** The pool's own bounds, for replacing crashed instances and size changes outside a rollout. */
   private poolStrategy (): Strategy {
-    return this.resolve(this.config.rollout)
-  }
-
-  /** Counts and percentages resolved against the pool's size (and its port range). */
-  private resolve (spec: RolloutSpec): Strategy {
-    const size = this.config.size
-    const surge = resolveScaled(spec.maxSurge, size, 'up')
-    // Each instance that drains beside the surge holds a port of the range: never more than the range has room for.
-    const ports = this.config.kind === 'process' ? this.config.process.ports : this.config.docker.network === 'host' ? this.config.docker.ports : undefined
-    const room = ports === undefined ? Infinity : Math.max(0, ports.to - ports.from + 1 - size - surge)
-    return {
-      ...spec,
-      surge,
-      unavailable: resolveScaled(spec.maxUnavailable, size, 'down'),
-      draining: Math.min(room, resolveScaled(spec.maxDraining, size, 'up'))
-    }
+    return resolveStrategy(this.config.rollout, this.config)
   }
 
   /**

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import type { RolloutSpec } from '../config/types.js'
+import { resolveScaled } from '../config/duration.js'
+import type { ManagedPoolConfig, RolloutSpec } from '../config/types.js'
 import type { Revision } from '../driver/types.js'
 import type { StepAnalysis } from './analysis.js'
 import type { RolloutState, RolloutStep, StepState, StrategyName } from './planner.js'
@@ -40,6 +41,21 @@ export interface RolloutView {
   weight: number
   /** Each step's analysis, in order (a step that waited for traffic has two). */
   analysis: StepAnalysis[]
+}
+
+/** Counts and percentages of a rollout spec resolved against the pool's size (and its port range). */
+export function resolveStrategy (spec: RolloutSpec, pool: ManagedPoolConfig): Strategy {
+  const size = pool.size
+  const surge = resolveScaled(spec.maxSurge, size, 'up')
+  // Each instance that drains beside the surge holds a port of the range: never more than the range has room for.
+  const ports = pool.kind === 'process' ? pool.process.ports : pool.docker.network === 'host' ? pool.docker.ports : undefined
+  const room = ports === undefined ? Infinity : Math.max(0, ports.to - ports.from + 1 - size - surge)
+  return {
+    ...spec,
+    surge,
+    unavailable: resolveScaled(spec.maxUnavailable, size, 'down'),
+    draining: Math.min(room, resolveScaled(spec.maxDraining, size, 'up'))
+  }
 }
 
 /** Random bytes in an id: with the pool and revision in it too, a clash is out of reach. */
@@ -207,6 +223,13 @@ export class Rollout {
     this.progressAt = now
     this.trafficMarks.push({ at: now, label: 'switch', weight: 100 })
     this.note(`switched: every new request goes to ${this.toLabel}; the old set stays ready for ${this.strategy.blueGreen.scaleDownDelay / 1000} s (scaleDownDelay)`)
+  }
+
+  /** A blue-green rollout within its scaleDownDelay: the old set is whole and ready, so a rollback is a switch back. */
+  canSwitchBack (now: number): boolean {
+    const st = this.steps
+    return this.active && this.strategyName === 'blueGreen' && this.direction === 'forward' && st !== undefined && st.step > 0 &&
+      now < st.stepAt + this.strategy.blueGreen.scaleDownDelay
   }
 
   /** Blue-green within scaleDownDelay: an operator's rollback switches back at once; the rollout ends rolled_back. */
