@@ -30,7 +30,9 @@ const CONTROLLER_STATUS: Record<ControllerErrorCode, AdminStatus> = {
   BATON_ERR_ROLLOUT_RUNNING: 409,
   BATON_ERR_ROLLOUT_FINISHED: 409,
   BATON_ERR_NO_PREVIOUS_REVISION: 409,
-  BATON_ERR_STRATEGY_STUCK: 400
+  BATON_ERR_STRATEGY_STUCK: 400,
+  BATON_ERR_STRATEGY_INCOMPLETE: 400,
+  BATON_ERR_NOTHING_TO_PROMOTE: 409
 }
 
 /** The answer to any error: its status, code and message. Anything not raised on purpose is a 500. */

@@ -45,7 +45,7 @@ export function registerRoutes (admin: AdminServer, controller: Controller, relo
     res.writeHead(200, { 'content-type': 'image/svg+xml', 'content-length': Buffer.byteLength(svg) })
     res.end(svg)
   }, true)
-  for (const action of ['pause', 'resume', 'abort'] as const) {
+  for (const action of ['pause', 'resume', 'abort', 'promote'] as const) {
     admin.on('POST', `/v1/rollouts/:id/${action}`, (_req, _res, [id]) => controller.control(id, action))
   }
   admin.on('POST', '/v1/reload', async (_req, res) => {

@@ -46,8 +46,11 @@ export const DEFAULTS = {
     startTimeout: 30_000
   },
   rollout: {
+    strategy: 'rolling' as const,
     maxSurge: 1 as number | string,
     maxUnavailable: 0 as number | string,
+    /** Old instances left with only WebSockets that may drain beside a rollout's surge: the pool's size. */
+    maxDraining: '100%' as number | string,
     minReady: 1_000,
     slowStart: 0,
     drainTimeout: 30_000,
@@ -57,6 +60,16 @@ export const DEFAULTS = {
     onFailure: 'rollback' as const,
     /** Rollout records kept per pool; each holds up to 10,000 instance transitions for its report. */
     historyLimit: 50
+  },
+  canary: {
+    /** More steps than this is a config error: a canary is a handful of steps. */
+    maxSteps: 20,
+    /** New-revision requests a step needs before it is judged: none unless set. */
+    minRequests: 0
+  },
+  blueGreen: {
+    /** The old set stays ready this long after the switch, for an instant rollback. */
+    scaleDownDelay: 30_000
   },
   /** Passive ejection of any pool's members, per data plane (like nginx max_fails/fail_timeout). */
   ejection: {

@@ -1,6 +1,6 @@
-import type { DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec } from './schema.js'
+import type { BlueGreenSpec, CanarySpec, DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec } from './schema.js'
 
-export type { DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec }
+export type { BlueGreenSpec, CanarySpec, DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec }
 
 export interface ListenConfig { host: string, port: number }
 

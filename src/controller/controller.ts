@@ -23,7 +23,10 @@ import { ServingTable } from './table.js'
 
 /** An instance or server as GET /v1/pools shows it. */
 export interface InstanceView extends Omit<MemberInfo, 'startedAt'> {
+  /** Requests and upgraded connections in flight. */
   inflight: number
+  /** Of those, upgraded connections (WebSockets). */
+  upgrades: number
   requests: number
   startedAt: string
 }
@@ -52,7 +55,7 @@ export interface RolloutRequest {
 
 export interface ReloadOutcome { changes: string[], rollouts: string[] }
 
-export type RolloutAction = 'pause' | 'resume' | 'abort'
+export type RolloutAction = 'pause' | 'resume' | 'abort' | 'promote'
 
 const SECOND_MS = 1_000
 
@@ -78,7 +81,7 @@ export class Controller {
     this.events.setMaxListeners(0)
     this.stateFile = new StateFile(config.file)
     this.table = new ServingTable(link, config)
-    link.connect({ idle: id => this.table.idleReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
+    link.connect({ idle: id => this.table.idleReported(id), quiet: id => this.table.quietReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
     this.metrics.readFrom(() => this.instanceReadings())
   }
 
@@ -152,13 +155,19 @@ export class Controller {
       if (resolveScaled(s.maxSurge, pc.size, 'up') === 0 && resolveScaled(s.maxUnavailable, pc.size, 'down') === 0) {
         throw new ControllerError('BATON_ERR_STRATEGY_STUCK', `bad request body: strategy: maxSurge ${String(s.maxSurge)} with maxUnavailable ${String(s.maxUnavailable)} for ${pc.size} instance(s): the rollout could never move`)
       }
+      if (s.strategy === 'canary' && s.canary === undefined) {
+        throw new ControllerError('BATON_ERR_STRATEGY_INCOMPLETE', `bad request body: strategy: a canary needs canary.steps, and pool "${poolName}" has none in its config`)
+      }
     }
     this.refuseWhileRunning(m)
     return m.startRollout({ version: req.version, env: req.env, command: req.command, image: req.image }, req.strategy ?? {}).view()
   }
 
+  /** Rolls back to the previous revision; a blue-green rollout within its scaleDownDelay switches back instead (SPEC §9). */
   rollback (poolName: string): RolloutView {
     const m = this.managed(poolName)
+    const switched = m.switchBack()
+    if (switched !== undefined) return switched.view()
     this.refuseWhileRunning(m)
     const r = m.rollbackToPrevious()
     if (r === undefined) throw new ControllerError('BATON_ERR_NO_PREVIOUS_REVISION', `pool "${poolName}" has no previous revision to roll back to`)
@@ -171,7 +180,12 @@ export class Controller {
     const m = this.managed(r.pool)
     if (action === 'pause') m.pauseRollout()
     else if (action === 'resume') m.resumeRollout()
-    else m.abortRollout()
+    else if (action === 'abort') m.abortRollout()
+    else if (!m.promoteRollout()) {
+      throw new ControllerError('BATON_ERR_NOTHING_TO_PROMOTE', r.strategyName === 'canary'
+        ? `rollout ${id} has no step left to skip (${r.direction === 'back' ? 'it is rolling back' : 'its steps are done'})`
+        : `rollout ${id} is ${r.strategyName === 'rolling' ? 'a rolling update' : 'blue-green'}: only a canary has steps to promote past`)
+    }
     return r.view()
   }
 
@@ -262,7 +276,8 @@ export class Controller {
         metrics: this.metrics,
         emit: e => this.events.emit('event', e),
         onRollout: r => this.history.add(r, this.runtimes.get(r.pool)?.config.rollout.historyLimit ?? pc.rollout.historyLimit),
-        onInstances: () => this.saveState()
+        onInstances: () => this.saveState(),
+        timeline: () => ({ traffic: this.traffic.get(pc.name), lastSecond: this.lastSecond })
       })
       runtime = new ManagedRuntime(pc, managed, driver)
     }
@@ -286,6 +301,7 @@ export class Controller {
     const instances = runtime.members().map(i => ({
       ...i,
       inflight: counts.get(i.id)?.inflight ?? 0,
+      upgrades: counts.get(i.id)?.upgrades ?? 0,
       requests: counts.get(i.id)?.requests ?? 0,
       startedAt: new Date(i.startedAt).toISOString()
     }))

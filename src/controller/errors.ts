@@ -9,6 +9,8 @@ export type ControllerErrorCode =
   | 'BATON_ERR_ROLLOUT_FINISHED' // pause/resume/abort of a rollout that has ended
   | 'BATON_ERR_NO_PREVIOUS_REVISION' // nothing to roll back to
   | 'BATON_ERR_STRATEGY_STUCK' // maxSurge and maxUnavailable both 0: the rollout could never move
+  | 'BATON_ERR_STRATEGY_INCOMPLETE' // strategy: canary with no canary.steps in the body nor the pool's config
+  | 'BATON_ERR_NOTHING_TO_PROMOTE' // promote of a rollout that is no canary, or has no step left
 
 /** A request the controller refuses: what was asked does not exist or cannot be done now. */
 export class ControllerError extends BatonError<ControllerErrorCode> {}

@@ -20,6 +20,8 @@ export interface InstanceDeps {
   onChange: (i: Instance, previous: InstanceState) => void
   /** Called when a start was retried on another port: a new process (pid, port) runs it now. */
   onRespawn?: (i: Instance) => void
+  /** Called when, draining, it has no HTTP request left but upgraded connections (see `upgradesOnly`). */
+  onUpgradesOnly?: (i: Instance) => void
 }
 
 /**
@@ -35,6 +37,11 @@ export class Instance {
   readyAt = 0
   /** Why it failed, for status and the rollout's error. */
   failure: string | undefined
+  /**
+   * Draining with no HTTP request left, only upgraded connections: they stay
+   * until they end or drainTimeout, but a rollout no longer waits on it.
+   */
+  upgradesOnly = false
   readonly createdAt = Date.now()
   /** When its process or container was there to be probed (ms epoch). */
   attachedAt: number | undefined
@@ -171,7 +178,12 @@ export class Instance {
       this.setState('draining')
       if (this.handle !== undefined && !wasFailed) {
         await out
-        if (!await this.deps.members.drain(this.id, spec.drainTimeout)) log('warn', 'drain timed out; closed what was left', this.fields())
+        const onQuiet = (): void => {
+          this.upgradesOnly = true
+          log('info', 'instance holds only upgraded connections; they drain on', this.fields())
+          this.deps.onUpgradesOnly?.(this)
+        }
+        if (!await this.deps.members.drain(this.id, spec.drainTimeout, onQuiet)) log('warn', 'drain timed out; closed what was left', this.fields())
       }
       await this.handle?.stop(spec.stopSignal, spec.stopTimeout)
       await this.deps.members.forget(this.id)

@@ -187,13 +187,13 @@ export class ProxyServer {
       this.badRequest(req, res, head, refusal[0], refusal[1])
       return
     }
-    const poolName = this.table.router.route(head.host, req.url as string)
-    const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
-    if (pool === undefined) {
+    const route = this.table.router.match(head.host, req.url as string)
+    const pool = route === undefined ? undefined : this.table.pools.get(route.pool)
+    if (route === undefined || pool === undefined) {
       this.answer(req, res, head, 404, 'no route for this host and path', undefined, 'no route')
       return
     }
-    const upstream = pool.pick()
+    const upstream = pool.choose(req.rawHeaders, route.revision)
     if (upstream === undefined) {
       res.setHeader('retry-after', '1')
       this.answer(req, res, head, 503, `no instance of pool ${pool.name} is available`, pool.name, 'no instance available')
@@ -255,10 +255,10 @@ export class ProxyServer {
       refuse(socket, refusal[0], refusal[1])
       return
     }
-    const poolName = this.table.router.route(head.host, req.url as string)
-    const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
-    if (pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
-    this.tunnel.forward(pool, req, head, socket, bytes)
+    const route = this.table.router.match(head.host, req.url as string)
+    const pool = route === undefined ? undefined : this.table.pools.get(route.pool)
+    if (route === undefined || pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
+    this.tunnel.forward(pool, req, head, socket, bytes, route.revision)
   }
 
   private readonly onConnect = (_req: IncomingMessage, socket: Duplex): void => {

@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../config/defaults.js'
-import type { ListenConfig, ProxyConfig, RouteConfig } from '../config/types.js'
-import type { DataPlaneReports, MemberCounts, TableMember, TableSnapshot } from '../controller/data-plane-link.js'
+import type { ListenConfig, ProxyConfig } from '../config/types.js'
+import type { DataPlaneReports, MemberCounts, TableMember, TableRoute, TableSnapshot } from '../controller/data-plane-link.js'
 import { Metrics, type PoolReading } from '../metrics/registry.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
 import { Router } from '../proxy/router.js'
@@ -44,7 +44,7 @@ export class DataPlane {
   private readonly held = new Map<string, Held>()
   private applied = 0
   private proxyConfig: ProxyConfig
-  private routes: RouteConfig[] = []
+  private routes: TableRoute[] = []
   private reports: DataPlaneReports | undefined
   private ticker: NodeJS.Timeout | undefined
 
@@ -86,6 +86,7 @@ export class DataPlane {
         return { upstream: this.upstreamOf(pool, m, newTimeouts), servingSince: m.servingSince }
       })
       pool.setMembers(serving, pt.slowStart, now)
+      pool.setSplit(pt.split)
     }
     for (const [name, pool] of this.pools) {
       if (t.pools.some(p => p.name === name)) continue
@@ -130,9 +131,10 @@ export class DataPlane {
   counts (): MemberCounts[] {
     return [...this.held].map(([id, h]) => {
       let inflight = 0
+      let upgrades = 0
       let requests = h.settled
-      for (const u of upstreamsOf(h)) { inflight += u.inflight; requests += u.requests }
-      return { id, inflight, requests }
+      for (const u of upstreamsOf(h)) { inflight += u.inflight; upgrades += u.upgrades.size; requests += u.requests }
+      return { id, inflight, upgrades, requests }
     })
   }
 
@@ -187,15 +189,23 @@ export class DataPlane {
       connectTimeout: t.connect,
       upstreamTimeout: t.upstream,
       keepAlive: DEFAULTS.proxy.upstreamKeepAlive,
-      traffic: pool.traffic.version(m.version)
+      traffic: pool.traffic.of(m.revision, m.version)
     })
   }
 
-  /** Reports the member once nothing is in flight on it, unless it came back into the table meanwhile. */
+  /**
+   * Reports the member once no HTTP request is in flight on it while
+   * upgraded connections are (quiet), and once nothing is (idle), unless it
+   * came back into the table meanwhile.
+   */
   private watchIdle (id: string, h: Held): void {
     const turn = ++h.left
+    const current = (): boolean => !h.inTable && h.left === turn && this.held.get(id) === h
+    void Promise.all(upstreamsOf(h).map(async u => await u.waitRequestsDone())).then(() => {
+      if (current() && upstreamsOf(h).some(u => u.upgrades.size > 0)) this.reports?.quiet(id)
+    })
     void Promise.all(upstreamsOf(h).map(async u => await u.waitIdle())).then(() => {
-      if (!h.inTable && h.left === turn && this.held.get(id) === h) this.reports?.idle(id)
+      if (current()) this.reports?.idle(id)
     })
   }
 
