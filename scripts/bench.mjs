@@ -2,9 +2,10 @@
 // npm run bench -- [--rounds N] [--duration S] [--connections C] [--quick] [--json FILE]
 //
 // Compares baton with the same small backend reached directly, through plain
-// node http-proxy, through a minimal undici proxy and through nginx (1
-// worker, upstream keep-alive; when /usr/sbin/nginx exists). Every target runs
-// in its own process and is started once. Each round runs every target once,
+// node http-proxy, through a minimal undici proxy and through nginx
+// (upstream keep-alive; when /usr/sbin/nginx exists), baton and nginx each
+// with 1 and with 2 proxy workers (unpinned). Every target runs in its own
+// process(es) and is started once. Each round runs every target once,
 // in an order rotated per round: ~2 s warm-up, then the measured load. The
 // report gives each run, then the median per target across rounds and the
 // ratios that baton's goals are stated in, as Markdown.
@@ -33,18 +34,21 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --quick           smoke check: 1 round of 3 s, 1 s warm-up
   --json FILE       also write the results as JSON to FILE
   --load TOOL       wrk | autocannon (default: wrk when installed)
-  --targets LIST    comma list among direct,baton,http-proxy,undici,nginx (default: all)
+  --targets LIST    comma list among direct,baton,baton2,http-proxy,undici,nginx,nginx2 (default: all)
+                    (baton2, nginx2: 2 proxy workers each; unpinned, the kernel places them)
   --baton-flags F   node flags for baton (default "--max-semi-space-size=8", as its bin runs it; "" for none)
   --skip-build      do not rebuild baton (npx tsc) before measuring
   -h, --help        this text`
 
-const ALL_TARGETS = ['direct', 'baton', 'http-proxy', 'undici', 'nginx']
+const ALL_TARGETS = ['direct', 'baton', 'baton2', 'http-proxy', 'undici', 'nginx', 'nginx2']
 const LABELS = {
   direct: 'direct (no proxy)',
-  baton: 'baton',
+  baton: 'baton (1 worker)',
+  baton2: 'baton (2 workers)',
   'http-proxy': 'node http-proxy (keep-alive agent)',
   undici: 'minimal undici Pool.stream proxy',
-  nginx: 'nginx (1 worker, upstream keepalive)'
+  nginx: 'nginx (1 worker, upstream keepalive)',
+  nginx2: 'nginx (2 workers, upstream keepalive)'
 }
 
 function options () {
@@ -139,10 +143,14 @@ async function measure (target, backend, opts) {
   const cpu0 = cpuTimes(proxyPids)
   const bcpu0 = cpuTimes(backendPids)
   let load
+  let spread
+  // Halfway through, how the kernel spread the load's connections over baton's workers.
+  const spreadTimer = target.spread === undefined ? undefined : setTimeout(() => { void target.spread().then(s => { spread = s }, () => undefined) }, opts.duration * 500)
   try {
     load = await runLoad(tool, { url: target.url, seconds: opts.duration, connections: opts.connections, threads: opts.threads })
   } finally {
     clearInterval(sampler)
+    clearTimeout(spreadTimer)
   }
   const cpu1 = cpuTimes(proxyPids)
   const bcpu1 = cpuTimes(backendPids)
@@ -166,7 +174,8 @@ async function measure (target, backend, opts) {
     sysPerReq: proxied && load.requests > 0 ? sys / load.requests : undefined,
     rssKb: mem === undefined ? undefined : Math.max(peakRss, mem.rss),
     hwmKb: mem?.hwm,
-    backendCpuPerReq: load.requests > 0 ? bcpu / load.requests : undefined
+    backendCpuPerReq: load.requests > 0 ? bcpu / load.requests : undefined,
+    spread
   }
 }
 
@@ -182,8 +191,8 @@ async function main () {
   const opts = options()
   if (opts.build) build()
   const hasNginx = existsSync(NGINX)
-  const wanted = opts.targets.filter(t => t !== 'nginx' || hasNginx)
-  if (opts.targets.includes('nginx') && !hasNginx) process.stdout.write(`note: ${NGINX} not found; nginx is left out\n`)
+  const wanted = opts.targets.filter(t => !t.startsWith('nginx') || hasNginx)
+  if (opts.targets.some(t => t.startsWith('nginx')) && !hasNginx) process.stdout.write(`note: ${NGINX} not found; nginx is left out\n`)
 
   const meta = {
     date: new Date().toISOString(),
@@ -192,7 +201,7 @@ async function main () {
     cpuModel: cpus()[0]?.model ?? '',
     clockTicks: CLK_TCK,
     load: opts.load === 'wrk' ? `${wrkVersion()} -t${opts.threads} -c${opts.connections} --latency` : `autocannon -c ${opts.connections}`,
-    nginx: wanted.includes('nginx') ? nginxVersion() : undefined,
+    nginx: wanted.some(t => t.startsWith('nginx')) ? nginxVersion() : undefined,
     rounds: opts.rounds,
     duration: opts.duration,
     warmup: opts.warmup,
@@ -210,10 +219,12 @@ async function main () {
     await waitHealthy('backend', backend.url, BACKEND_BODY)
     const starters = {
       direct: async () => ({ name: 'direct', url: backend.url, pids: () => [], stop: async () => undefined }),
-      baton: async () => await startBaton(backend.port, dir, opts.batonFlags),
+      baton: async () => await startBaton(backend.port, dir, opts.batonFlags, 1),
+      baton2: async () => await startBaton(backend.port, dir, opts.batonFlags, 2),
       'http-proxy': async () => await startHttpProxy(backend.port),
       undici: async () => await startUndiciProxy(backend.port),
-      nginx: async () => await startNginx(backend.port)
+      nginx: async () => await startNginx(backend.port, 1),
+      nginx2: async () => await startNginx(backend.port, 2)
     }
     for (const name of wanted) {
       const t = await starters[name]()
@@ -231,6 +242,7 @@ async function main () {
         r.round = round + 1
         runs.push(r)
         process.stdout.write(`| ${runRow(LABELS[name], r).join(' | ')} |\n`)
+        if (r.spread !== undefined && r.spread.length > 1) process.stdout.write(`  (${name}: the ${opts.connections} connections per worker: ${r.spread.join(' / ')})\n`)
         if (r.errors > 0) process.stdout.write(`  (warning: ${name} had ${r.errors} errors: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors)\n`)
         await sleep(300)
       }
@@ -264,6 +276,11 @@ async function main () {
       const n = med.nginx
       rat.nginx = { throughput: ratio(b.rps, n.rps), cpuPerReq: ratio(b.cpuPerReq, n.cpuPerReq), p99: ratio(b.p99, n.p99) }
     }
+    const b2 = med.baton2
+    if (b2 !== undefined && med.nginx2 !== undefined) {
+      const n = med.nginx2
+      rat.nginx2 = { throughput: ratio(b2.rps, n.rps), cpuPerReq: ratio(b2.cpuPerReq, n.cpuPerReq), p99: ratio(b2.p99, n.p99) }
+    }
     if (b !== undefined && med.undici !== undefined) {
       const u = med.undici
       rat.undici = { throughput: ratio(b.rps, u.rps), cpuPerReq: ratio(b.cpuPerReq, u.cpuPerReq), p99: ratio(b.p99, u.p99) }
@@ -273,13 +290,14 @@ async function main () {
     md.push(`Medians of ${opts.rounds} interleaved round(s), ${opts.duration} s each after ${opts.warmup} s warm-up; ` +
       `${opts.connections} keep-alive connections from ${meta.load}; ${opts.batonFlags.length > 0 ? `baton run with \`node ${opts.batonFlags.join(' ')}\`; ` : ''}node ${meta.node} on ${meta.cpus} CPU(s) (${meta.cpuModel.trim()})` +
       `${meta.nginx !== undefined ? `; ${meta.nginx}` : ''}. Every target proxies to the same node backend (short body, keep-alive). ` +
-      'CPU is utime+stime of the proxy\'s processes (nginx: master + worker) per request, "of which sys" its stime part; RSS is the peak VmRSS sampled under load / VmHWM.')
+      'CPU is utime+stime of the proxy\'s processes (baton: supervisor, controller and workers; nginx: master and workers) per request, "of which sys" its stime part; RSS is the peak VmRSS sampled under load / VmHWM.')
     md.push('')
     md.push(table(RUN_HEADER, wanted.map(name => runRow(LABELS[name], med[name]))))
     const ratioRows = []
     if (rat.httpProxy !== undefined) ratioRows.push(['baton vs node http-proxy', fx(rat.httpProxy.throughput), fx(rat.httpProxy.cpuPerReq), fx(rat.httpProxy.p99)])
     if (rat.undici !== undefined) ratioRows.push(['baton vs minimal undici proxy', fx(rat.undici.throughput), fx(rat.undici.cpuPerReq), fx(rat.undici.p99)])
-    if (rat.nginx !== undefined) ratioRows.push(['baton vs nginx', fx(rat.nginx.throughput), fx(rat.nginx.cpuPerReq), fx(rat.nginx.p99)])
+    if (rat.nginx !== undefined) ratioRows.push(['baton vs nginx (1 worker each)', fx(rat.nginx.throughput), fx(rat.nginx.cpuPerReq), fx(rat.nginx.p99)])
+    if (rat.nginx2 !== undefined) ratioRows.push(['baton vs nginx (2 workers each)', fx(rat.nginx2.throughput), fx(rat.nginx2.cpuPerReq), fx(rat.nginx2.p99)])
     if (ratioRows.length > 0) {
       md.push('')
       md.push(table(['ratio (baton ÷ other)', 'throughput', 'CPU/request', 'p99'], ratioRows))

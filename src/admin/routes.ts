@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http'
 import { ConfigError, formatProblem } from '../config/errors.js'
 import type { Controller, ReloadOutcome } from '../controller/controller.js'
-import type { ProcessesView } from '../supervisor/protocol.js'
+import { ControllerError } from '../controller/errors.js'
+import type { ProcessesView, UpgradeEvent, UpgradeStarted, UpgradeStatus } from '../supervisor/protocol.js'
 import type { PoolEvent } from '../controller/managed-pool.js'
 import { parseBody, rolloutBody } from './bodies.js'
 import { registerLivePage } from './live-page.js'
@@ -27,6 +28,11 @@ export interface BatonOps {
   reload: () => Promise<ReloadOutcome>
   health: () => Health
   processes: () => Promise<ProcessesView>
+  /** Starts an upgrade of baton; throws ControllerError (409, 400 with problems, 500) when it cannot begin. */
+  upgrade: () => Promise<UpgradeStarted>
+  upgradeStatus: () => Promise<UpgradeStatus>
+  /** Upgrade progress as it happens; returns the unsubscribe. */
+  followUpgrades: (fn: (e: UpgradeEvent) => void) => () => void
   /** Called once this process no longer serves the admin API (an upgrade replaced it): event streams end. */
   onRetire: (fn: () => void) => () => void
 }
@@ -83,6 +89,15 @@ export function registerRoutes (admin: AdminServer, controller: Controller, ops:
       })
     }
   }, true)
+  admin.on('POST', '/v1/upgrade', async (_req, res) => {
+    try {
+      sendJson(res, 202, await ops.upgrade())
+    } catch (err) {
+      if (!(err instanceof ControllerError) || err.code !== 'BATON_ERR_UPGRADE_CONFIG') throw err
+      sendJson(res, 400, { error: err.message, code: err.code, problems: err.problems })
+    }
+  }, true)
+  admin.on('GET', '/v1/upgrade', async () => await ops.upgradeStatus())
   admin.on('GET', '/v1/events', (req, res) => {
     // An event stream is long-lived: no idle timeout on its socket.
     req.socket.setTimeout(0)
@@ -100,15 +115,17 @@ export function registerRoutes (admin: AdminServer, controller: Controller, ops:
 function streamEvents (controller: Controller, ops: BatonOps, res: ServerResponse): void {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
   res.write(': baton events\n\n')
-  const send = (e: PoolEvent | TrafficEvent): void => { res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`) }
+  const send = (e: PoolEvent | TrafficEvent | UpgradeEvent): void => { res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`) }
   const unsubscribe = controller.subscribe(send)
   const unfollow = controller.followTraffic(send)
+  const unupgrade = ops.followUpgrades(send)
   const unretire = ops.onRetire(() => res.end())
   const ping = setInterval(() => res.write(': ping\n\n'), EVENTS_PING_MS)
   res.on('close', () => {
     clearInterval(ping)
     unsubscribe()
     unfollow()
+    unupgrade()
     unretire()
   })
 }

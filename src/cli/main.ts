@@ -9,6 +9,7 @@ import { registerReload } from './commands/reload.js'
 import { registerReport } from './commands/report.js'
 import { registerRollout } from './commands/rollout.js'
 import { registerStatus } from './commands/status.js'
+import { registerUpgrade } from './commands/upgrade.js'
 
 /**
  * The proxy and the config loader load only for `start` and `check`, so that
@@ -85,6 +86,8 @@ program.command('start')
     process.on('SIGINT', () => stop('SIGINT'))
     // SIGHUP re-reads the config, like nginx -s reload: the controller does it; a bad file changes nothing.
     process.on('SIGHUP', () => baton.reload())
+    // SIGUSR2 upgrades baton itself, like nginx's binary upgrade (README "Upgrading baton").
+    process.on('SIGUSR2', () => baton.upgrade())
     try {
       await baton.start()
     } catch (err) {
@@ -101,6 +104,7 @@ registerStatus(program)
 registerControl(program)
 registerReload(program)
 registerReport(program)
+registerUpgrade(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -16,14 +16,32 @@ import { loadConfigFile } from '../config/load.js'
 import type { Config } from '../config/types.js'
 import { workerCount } from '../config/workers.js'
 import { log, setLogFields } from '../log.js'
-import { parentEndpoint } from '../supervisor/channel.js'
-import type { ControllerCalls, ControllerInit, ControllerSettings, FromController, SupervisorCalls, SupervisorLink, ToController } from '../supervisor/protocol.js'
+import { parentEndpoint, RemoteError } from '../supervisor/channel.js'
+import type { ControllerCalls, ControllerInit, ControllerSettings, FromController, SupervisorCalls, SupervisorLink, ToController, UpgradeEvent, UpgradeStarted } from '../supervisor/protocol.js'
 import { Controller, type ReloadOutcome } from './controller.js'
+import { ControllerError, type ControllerErrorCode } from './errors.js'
 import { IpcDataPlaneLink } from './ipc-link.js'
 import { IpcSpawner } from './ipc-spawner.js'
 
 /** A retired controller waits this long at most for its admin connections to end: past the admin keep-alive timeout (5 s), so that idle ones were closed by it, never under a client reusing them. */
 const RETIRE_GRACE_MS = 6_000
+/** POST /v1/upgrade waits this long for the supervisor (it runs `baton check` first). */
+const UPGRADE_CALL_MS = 60_000
+
+/** The refusals of an upgrade the supervisor can make, as the admin API answers them. */
+const UPGRADE_CODES = new Set<string>(['BATON_ERR_UPGRADE_RUNNING', 'BATON_ERR_UPGRADE_ROLLOUT', 'BATON_ERR_UPGRADE_CONFIG', 'BATON_ERR_UPGRADE_BROKEN', 'BATON_ERR_UPGRADE_NO_CONTROLLER'])
+
+/** Asks the supervisor to upgrade baton; its refusals become the admin API's (409, 400 with problems, 500). */
+async function askUpgrade (): Promise<UpgradeStarted> {
+  try {
+    return await supervisor.call('upgrade', {}, UPGRADE_CALL_MS)
+  } catch (err) {
+    if (!(err instanceof RemoteError)) throw err
+    const e = new ControllerError(UPGRADE_CODES.has(err.code) ? err.code as ControllerErrorCode : 'BATON_ERR_SUPERVISOR', err.message)
+    e.problems = err.details
+    throw e
+  }
+}
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -70,6 +88,9 @@ class ControllerProcess {
       reload: async () => await this.reload(),
       health: () => this.health(),
       processes: async () => await supervisor.call('processes', {}),
+      upgrade: askUpgrade,
+      upgradeStatus: async () => await supervisor.call('upgradeStatus', {}),
+      followUpgrades: fn => { this.news.on('upgrade', fn); return () => { this.news.off('upgrade', fn) } },
       onRetire: fn => { this.news.on('retire', fn); return () => { this.news.off('retire', fn) } }
     })
   }
@@ -181,6 +202,7 @@ supervisor.on('reload', () => {
   })
 })
 supervisor.on('retire', () => { void running?.retire() })
+supervisor.on('upgrade-event', ({ event }) => { running?.news.emit('upgrade', event satisfies UpgradeEvent) })
 supervisor.on('stop', () => {
   running?.stop().then(() => process.exit(0), (err: Error) => {
     log('error', 'stop failed', { error: err.message })

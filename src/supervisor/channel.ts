@@ -151,6 +151,10 @@ export class Endpoint<Out extends Message, In extends Message, Asks extends Call
   }
 }
 
+// ChildProcess and process both have an IPC channel with this shape, but
+// their typings spell send() and on() as many overloads that no one
+// interface matches: the two functions below adapt them, once.
+
 /** The endpoint of a forked child, in its parent. */
 export function childEndpoint<Out extends Message, In extends Message, Asks extends Calls = Calls, Answers extends Calls = Calls> (child: ChildProcess): Endpoint<Out, In, Asks, Answers> {
   return new Endpoint(child as unknown as Port)

@@ -7,6 +7,7 @@ import { InstanceRegistry } from './instances.js'
 import { bindListener, listenerKey, type BoundListener } from './listeners.js'
 import type { ControllerInit, ControllerSettings, ControllerState, ProcessesView, UpgradeStatus, WorkerCommand, WorkerInfo, WorkerReport } from './protocol.js'
 import { StateFile } from './state-file.js'
+import { UpgradeError, Upgrader } from './upgrade.js'
 
 /** A worker or controller that dies this soon after it started counts as crash-looping: its restart waits. */
 const QUICK_DEATH_MS = 5_000
@@ -33,6 +34,7 @@ export interface StartedAddresses {
  */
 export class Supervisor {
   readonly registry: InstanceRegistry
+  readonly upgrader = new Upgrader(this)
   generation = 1
   /** The controller whose tables the workers get; undefined while one restarts. */
   current: ControllerProc | undefined
@@ -83,6 +85,9 @@ export class Supervisor {
     log('info', 'baton started', { ...addresses, pools: Object.keys(this.config.pools), workers: this.settings.workers, generation: this.generation, pid: process.pid })
     return addresses
   }
+
+  /** baton is stopping (G6): nothing new is started. */
+  get isStopping (): boolean { return this.stopping !== undefined }
 
   addresses (): StartedAddresses {
     const admin = this.admin as BoundListener
@@ -135,6 +140,8 @@ export class Supervisor {
     l.answer('instances', ({ pool }) => this.registry.list(pool))
     l.answer('listeners', async ({ listen }) => await this.setListeners(listen))
     l.answer('processes', () => this.processes())
+    l.answer('upgrade', async () => await this.upgrader.begin('POST /v1/upgrade'))
+    l.answer('upgradeStatus', () => this.upgradeStatus)
   }
 
   private controllerExited (c: ControllerProc, e: ChildExit): void {
@@ -278,6 +285,13 @@ export class Supervisor {
   }
 
   // ── signals ─────────────────────────────────────────────────────────────
+
+  /** SIGUSR2: an upgrade of baton, as `baton upgrade` (README "Upgrading baton"). */
+  upgrade (): void {
+    this.upgrader.begin('SIGUSR2').catch((err: Error) => {
+      if (!(err instanceof UpgradeError)) log('error', 'upgrade failed', { error: err.message })
+    })
+  }
 
   reload (): void {
     if (this.current === undefined) {

@@ -20,6 +20,8 @@ const ROUTES: Array<[string, string]> = [
   ['POST', '/v1/rollouts/web-2-abcdef/abort'],
   ['POST', '/v1/reload'],
   ['GET', '/v1/processes'],
+  ['POST', '/v1/upgrade'],
+  ['GET', '/v1/upgrade'],
   ['GET', '/v1/events'],
   ['GET', '/metrics'],
   ['GET', '/no/such/route'],
