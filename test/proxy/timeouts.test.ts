@@ -133,11 +133,14 @@ describe('connect timeouts', () => {
   it('answers 502 for a connect that times out when retries is 0', async () => {
     const statuses: number[] = []
     let slowest = 0
+    // One connection: one worker's round-robin (each worker takes its own turns, SPEC §6).
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     for (let i = 0; i < 4; i++) {
       const started = Date.now()
-      statuses.push((await send(`${baton0.url}/whoami`)).status)
+      statuses.push((await send(`${baton0.url}/whoami`, { agent })).status)
       slowest = Math.max(slowest, Date.now() - started)
     }
+    agent.destroy()
     expect(statuses.sort()).toEqual([200, 200, 502, 502])
     expect(slowest).toBeLessThan(2_000)
   })
