@@ -3,6 +3,15 @@
  * so that the README, `baton check` and the code never disagree.
  */
 export const DEFAULTS = {
+  /** Proxy worker processes (`auto`: one per CPU core). */
+  workers: 1 as number | 'auto',
+  /** Upgrading baton itself (README "Upgrading baton"). */
+  upgrade: {
+    /** The new generation must be serving within this, or it is stopped and the old one goes on. */
+    timeout: 30_000,
+    /** The old generation's open WebSockets and requests get this long, then WebSockets get a 1001 close. */
+    drainTimeout: 30_000
+  },
   /** Host a `listen:` entry binds when it names only a port. */
   listenHost: '0.0.0.0',
   /** Where the admin API listens when `admin.listen` is not given. */

@@ -149,6 +149,8 @@ function normalise (cfg: RawConfig, file: string): Config {
   const admin = cfg.admin.listen
   return {
     file,
+    workers: cfg.workers,
+    upgrade: { timeout: cfg.upgrade.timeout, drainTimeout: cfg.upgrade.drainTimeout },
     listen: cfg.listen.map(l => ({ host: l.host, port: l.port })),
     admin: { host: admin.host, port: admin.port, token: cfg.admin.token },
     proxy: {

@@ -8,6 +8,9 @@ import { parseDuration } from './duration.js'
 // Messages are written for the operator reading `baton check`; load.ts adds
 // "is required" / "got ..." and rewrites zod's generic wording (messages.ts).
 
+/** More proxy processes than this is a typo, not a machine: each is a Node process of ~40 MB. */
+const MAX_WORKERS = 256
+
 /** setTimeout overflows past 2^31-1 ms (~24.8 days) and fires at once: cap well below. */
 const MAX_DURATION_MS = 86_400_000
 
@@ -333,7 +336,21 @@ const pool = z.strictObject({
 
 const poolName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'pool names use letters, digits, - and _ (at most 63, starting with a letter or digit)')
 
+/** Proxy worker processes: a count, or `auto` for one per CPU core (SPEC §6). */
+const workers = z.union([
+  z.literal('auto'),
+  wholeNumber('workers').min(1, 'at least 1').max(MAX_WORKERS, `at most ${MAX_WORKERS}`)
+], { error: 'expected a number of workers or auto' }).default(DEFAULTS.workers)
+
+/** Upgrading baton itself (SPEC §7). */
+const upgrade = z.strictObject({
+  timeout: positiveDuration.default(DEFAULTS.upgrade.timeout),
+  drainTimeout: duration.default(DEFAULTS.upgrade.drainTimeout)
+})
+
 export const configSchema = z.strictObject({
+  workers,
+  upgrade: upgrade.prefault({}),
   listen: z.array(listener, { error: 'expected a list of listeners such as - port: 8080' }).min(1, 'at least one listener'),
   admin: admin.prefault({}),
   proxy: proxy.prefault({}),

@@ -60,9 +60,19 @@ export interface StaticPoolConfig extends PoolCommon {
 export type ManagedPoolConfig = ProcessPoolConfig | DockerPoolConfig
 export type PoolConfig = ManagedPoolConfig | StaticPoolConfig
 
+export interface UpgradeConfig {
+  /** ms the new generation has to be serving. */
+  timeout: number
+  /** ms the old generation's requests and WebSockets get before it exits. */
+  drainTimeout: number
+}
+
 export interface Config {
   /** The file this was read from (for reload and error messages). */
   file: string
+  /** Proxy worker processes; `auto` is one per CPU core (see workerCount). */
+  workers: number | 'auto'
+  upgrade: UpgradeConfig
   listen: ListenConfig[]
   admin: { host: string, port: number, token?: string }
   proxy: ProxyConfig

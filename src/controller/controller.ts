@@ -3,7 +3,7 @@ import { resolveScaled } from '../config/duration.js'
 import { diffConfig } from '../config/diff.js'
 import type { Config, PoolConfig, RolloutSpec } from '../config/types.js'
 import { DockerDriver } from '../driver/docker/driver.js'
-import { ProcessDriver } from '../driver/process.js'
+import { ProcessDriver, type Spawner } from '../driver/process.js'
 import type { Driver } from '../driver/types.js'
 import { PoolTraffic } from '../metrics/timeline.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
@@ -17,7 +17,7 @@ import { ManagedPool, type PoolEvent } from './managed-pool.js'
 import { ControllerMetrics } from './metrics.js'
 import { RolloutHistory } from './rollout-history.js'
 import { ManagedRuntime, StaticRuntime, type MemberInfo, type PoolRuntime } from './runtimes.js'
-import { StateFile } from './state-file.js'
+import type { ControllerState, PoolState } from '../supervisor/protocol.js'
 import { StaticMembers } from './static-members.js'
 import { ServingTable } from './table.js'
 
@@ -57,6 +57,16 @@ export interface ReloadOutcome { changes: string[], rollouts: string[] }
 
 export type RolloutAction = 'pause' | 'resume' | 'abort' | 'promote'
 
+export interface ControllerDeps {
+  link: DataPlaneLink
+  /** Who runs process instances (the supervisor, under `baton start`). */
+  spawner: Spawner
+  /** A previous controller's state: its instances are adopted, not restarted. */
+  handover?: ControllerState
+  /** Called (at most once a tick) when what a next controller would adopt from changed. */
+  onState?: () => void
+}
+
 const SECOND_MS = 1_000
 
 /**
@@ -74,23 +84,57 @@ export class Controller {
   private readonly traffic = new Map<string, PoolTraffic>()
   private readonly table: ServingTable
   private readonly events = new EventEmitter()
-  private readonly stateFile: StateFile
+  private readonly link: DataPlaneLink
+  /** Set while an upgrade of baton is under way: reads are answered, changes refused. */
+  private frozenBy: string | undefined
+  private stateQueued = false
 
-  constructor (config: Config, private readonly link: DataPlaneLink) {
+  constructor (config: Config, private readonly deps: ControllerDeps) {
     this.config = config
+    this.link = deps.link
     this.events.setMaxListeners(0)
-    this.stateFile = new StateFile(config.file)
-    this.table = new ServingTable(link, config)
-    link.connect({ idle: id => this.table.idleReported(id), quiet: id => this.table.quietReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
+    this.table = new ServingTable(this.link, config)
+    this.link.connect({ idle: id => this.table.idleReported(id), quiet: id => this.table.quietReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
     this.metrics.readFrom(() => this.instanceReadings())
   }
 
-  /** Stops what an earlier run left, starts every pool; resolves once each can serve (or its startTimeout passed). */
+  /** Starts (or, handed over, adopts) every pool; resolves once each can serve (or its startTimeout passed). */
   async start (): Promise<void> {
-    await this.stateFile.stopLeftovers()
     await this.table.configure(this.config)
     for (const pc of Object.values(this.config.pools)) this.addPool(pc)
+    this.started = true
     await Promise.all([...this.runtimes.values()].map(async r => await r.started()))
+  }
+
+  /** Pools were added by start(): later ones come from a reload. */
+  private started = false
+
+  /** What a next controller needs to adopt every instance (sent to the supervisor on every change). */
+  snapshot (): ControllerState {
+    return { pools: [...this.runtimes.values()].flatMap(r => r.managed === undefined ? [] : [r.managed.snapshot()]) }
+  }
+
+  /**
+   * An upgrade of baton begins (README "Upgrading baton"): refused while a
+   * rollout runs; else nothing is started or stopped from now on and changes
+   * are refused until thaw (or until this controller exits).
+   */
+  freeze (why: string): ControllerState {
+    const running = this.runningRollouts()
+    if (running.length > 0) throw new ControllerError('BATON_ERR_UPGRADE_ROLLOUT', `a rollout is in progress (${running.join(', ')}): upgrade baton once it has finished`)
+    this.frozenBy = why
+    for (const r of this.runtimes.values()) r.managed?.freeze()
+    return this.snapshot()
+  }
+
+  thaw (): void {
+    this.frozenBy = undefined
+    for (const r of this.runtimes.values()) r.managed?.thaw()
+  }
+
+  /** The ids of the rollouts running now, in any pool. */
+  runningRollouts (): string[] {
+    return [...this.runtimes.values()].flatMap(r => r.managed?.rollout?.active === true ? [r.managed.rollout.id] : [])
   }
 
   /** Stops every pool's instances in the stopping order, in parallel. */
@@ -148,6 +192,7 @@ export class Controller {
   // ── rollouts ───────────────────────────────────────────────────────────
 
   startRollout (poolName: string, req: RolloutRequest): RolloutView {
+    this.refuseWhileFrozen()
     const m = this.managed(poolName)
     const pc = this.runtime(poolName).config
     if (req.strategy !== undefined) {
@@ -165,6 +210,7 @@ export class Controller {
 
   /** Rolls back to the previous revision; a blue-green rollout within its scaleDownDelay switches back instead (SPEC §9). */
   rollback (poolName: string): RolloutView {
+    this.refuseWhileFrozen()
     const m = this.managed(poolName)
     const switched = m.switchBack()
     if (switched !== undefined) return switched.view()
@@ -175,6 +221,7 @@ export class Controller {
   }
 
   control (id: string, action: RolloutAction): RolloutView {
+    this.refuseWhileFrozen()
     const r = this.rolloutById(id)
     if (!r.active) throw new ControllerError('BATON_ERR_ROLLOUT_FINISHED', `rollout ${id} has finished (${r.status})`)
     const m = this.managed(r.pool)
@@ -216,6 +263,7 @@ export class Controller {
    * or container spec or version changed is rolled out.
    */
   async apply (next: Config): Promise<ReloadOutcome> {
+    this.refuseWhileFrozen()
     const d = diffConfig(this.config, next)
     const prev = this.config
     this.config = next
@@ -268,16 +316,18 @@ export class Controller {
     if (pc.kind === 'static') {
       runtime = new StaticRuntime(pc, new StaticMembers(pc, members))
     } else {
-      const driver: Driver = pc.kind === 'process' ? new ProcessDriver(pc.name, process.cwd(), pc.process.ports) : new DockerDriver(pc.name, pc.docker)
+      const driver: Driver = pc.kind === 'process' ? new ProcessDriver(pc.name, process.cwd(), pc.process.ports, this.deps.spawner) : new DockerDriver(pc.name, pc.docker)
       const managed = new ManagedPool({
         config: pc,
         driver,
         members,
         metrics: this.metrics,
-        emit: e => this.events.emit('event', e),
+        emit: e => { this.events.emit('event', e); this.stateChanged() },
         onRollout: r => this.history.add(r, this.runtimes.get(r.pool)?.config.rollout.historyLimit ?? pc.rollout.historyLimit),
-        onInstances: () => this.saveState(),
-        timeline: () => ({ traffic: this.traffic.get(pc.name), lastSecond: this.lastSecond })
+        onInstances: () => this.stateChanged(),
+        timeline: () => ({ traffic: this.traffic.get(pc.name), lastSecond: this.lastSecond }),
+        // Only at start: a pool added by a reload has nothing to adopt.
+        handover: this.handoverOf(pc.name)
       })
       runtime = new ManagedRuntime(pc, managed, driver)
     }
@@ -347,9 +397,28 @@ export class Controller {
     for (const [pool, r] of this.runtimes) for (const m of r.members()) yield { pool, version: m.version, state: m.state }
   }
 
-  private saveState (): void {
-    const entries = [...this.runtimes.values()].flatMap(r => r.managed?.instances.flatMap(i =>
-      i.pid === null || i.handle === undefined ? [] : [{ pool: r.config.name, id: i.id, pid: i.pid, port: i.handle.port, version: i.version }]) ?? [])
-    this.stateFile.write(entries)
+  /**
+   * At start after another controller (an upgrade, a restart): the pool's
+   * state it handed over, or an empty one, so that the pool adopts what
+   * runs rather than starting anew. A pool added by a reload has nothing to adopt.
+   */
+  private handoverOf (pool: string): PoolState | undefined {
+    const h = this.deps.handover
+    if (h === undefined || this.started) return undefined
+    return h.pools.find(p => p.name === pool) ?? { name: pool, revisions: [], target: 0, instances: [] }
+  }
+
+  private refuseWhileFrozen (): void {
+    if (this.frozenBy !== undefined) throw new ControllerError('BATON_ERR_UPGRADE_RUNNING', `${this.frozenBy}: try again once it has ended`)
+  }
+
+  /** Tells deps.onState once per tick, however many instances changed in it. */
+  private stateChanged (): void {
+    if (this.stateQueued || this.deps.onState === undefined) return
+    this.stateQueued = true
+    setImmediate(() => {
+      this.stateQueued = false
+      this.deps.onState?.()
+    })
   }
 }

@@ -49,6 +49,8 @@ export class Instance {
   /** It passed a readiness probe once: an exit after that is never a lost port race. */
   private everReady = false
   private portRetries = 0
+  /** It served before this controller took it over: back at full weight at once, no slow start. */
+  private adopted = false
   private startTimer: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
 
@@ -75,8 +77,9 @@ export class Instance {
    * Takes over a running process or container (just started, or adopted
    * from an earlier run): it is probed before it gets any traffic.
    */
-  attach (h: RunningInstance): void {
+  attach (h: RunningInstance, adopted = false): void {
     this.handle = h
+    this.adopted = adopted
     if (this.state !== 'starting') { // stopped or failed while the driver worked
       void h.stop('SIGKILL', KILL_WAIT_MS)
       return
@@ -139,7 +142,8 @@ export class Instance {
       log('info', 'instance ready', this.fields())
       this.setState('ready')
       // Traffic from the moment readiness passed; minReady is a soak while serving.
-      void this.deps.members.serve({ id: this.id, host: h.host, port: h.port, version: this.version, revision: this.revision.number }).then(() => {
+      void this.deps.members.serve({ id: this.id, host: h.host, port: h.port, version: this.version, revision: this.revision.number }, this.adopted).then(() => {
+        this.adopted = false
         if (this.state === 'ready') this.setState('serving')
       })
     } else if (verdict === 'down' && (this.state === 'serving' || this.state === 'ready')) {

@@ -6,6 +6,7 @@ import { CRASH_LOOP_AFTER, judgeFailure, judgeUnready, NO_CRASHES, type CrashRec
 import { planRolling, plannerFor, type InstanceState, type Plan, type PlanInstance } from '../rollout/planner.js'
 import { ID_RANDOM_BYTES, resolveStrategy, Rollout, type Strategy } from '../rollout/rollout.js'
 import { Instance } from './instance.js'
+import type { PoolState } from '../supervisor/protocol.js'
 import type { ControllerMetrics } from './metrics.js'
 import { Steering, type TimelineSource } from './steering.js'
 import type { PoolMembers } from './table.js'
@@ -29,10 +30,15 @@ export interface ManagedDeps {
   emit: (e: PoolEvent) => void
   /** Every rollout as it begins (the controller keeps their records). */
   onRollout: (r: Rollout) => void
-  /** Called when the set of running instances changes (state file). */
+  /** Called when the set of running instances or the revisions change (the state a next controller adopts from). */
   onInstances?: () => void
   /** The pool's per-second traffic, for a canary step's analysis. */
   timeline?: () => TimelineSource
+  /**
+   * The state a previous controller handed over (an upgrade of baton, a
+   * restart of the controller): its revisions, and the instances to adopt.
+   */
+  handover?: PoolState
 }
 
 /** What runs, for a revision: the process or the container spec. */
@@ -60,6 +66,8 @@ export class ManagedPool {
   private crash: CrashRecord = NO_CRASHES
   private wakeTimer: NodeJS.Timeout | undefined
   private closing = false
+  /** An upgrade is under way, or this controller does not serve yet: nothing is started or stopped. */
+  private frozen = false
   private reconciling = false
   private again = false
 
@@ -76,6 +84,29 @@ export class ManagedPool {
     this.revisions = [first]
     this.target = first
     this.steering = new Steering(this.name, deps.members, deps.timeline ?? (() => ({ traffic: undefined, lastSecond: undefined })))
+    const h = deps.handover
+    // Taking over from another controller: nothing moves until it serves (thaw).
+    this.frozen = h !== undefined
+    if (h !== undefined && h.revisions.length > 0) {
+      this.revisions = h.revisions
+      this.target = h.revisions.find(r => r.number === h.target) ?? h.revisions[h.revisions.length - 1]
+      if (specKey(this.target) !== specKey(first)) {
+        log('warn', 'the config file asks for another version or spec than the pool runs: run baton reload to roll it out', { pool: this.name, runs: this.target.version, config: first.version })
+      }
+    }
+  }
+
+  /** What a next controller needs to adopt this pool's instances without restarting them. */
+  snapshot (): PoolState {
+    return { name: this.name, revisions: this.revisions, target: this.target.number, instances: this.instances.map(i => ({ id: i.id, revision: i.revision.number })) }
+  }
+
+  /** Nothing starts or stops until thaw (the instances' own probes and exits still count). */
+  freeze (): void { this.frozen = true }
+
+  thaw (): void {
+    this.frozen = false
+    this.reconcile()
   }
 
   /** The live instances, then the recently failed ones. */
@@ -89,6 +120,12 @@ export class ManagedPool {
     await this.adoptLeftovers()
     this.reconcile()
     const limit = this.config.readiness.startTimeout + START_GRACE_MS
+    if (this.deps.handover !== undefined) {
+      // Taking over: ready once every adopted instance was probed (or gave
+      // up); the pool is made whole after, once this controller serves.
+      await this.waitFor(() => this.instances.every(i => i.state !== 'starting' && i.state !== 'ready'), limit)
+      return
+    }
     await this.waitFor(() => this.servingCount() >= this.config.size, limit)
   }
 
@@ -124,6 +161,7 @@ export class ManagedPool {
     const next: Revision = { number: Math.max(...this.revisions.map(r => r.number)) + 1, ...spec, createdAt: new Date().toISOString() }
     this.revisions.push(next)
     if (this.revisions.length > REVISIONS_KEPT) this.revisions.splice(0, this.revisions.length - REVISIONS_KEPT)
+    this.deps.onInstances?.()
     return next
   }
 
@@ -195,7 +233,7 @@ export class ManagedPool {
    * It only decides; instance starts and stops run on their own and call back.
    */
   reconcile (): void {
-    if (this.closing) return
+    if (this.closing || this.frozen) return
     if (this.reconciling) { this.again = true; return }
     this.reconciling = true
     try {
@@ -276,8 +314,15 @@ export class ManagedPool {
       return []
     }) ?? []
     const key = specKey(this.target)
+    const known = new Map(this.revisions.map(r => [specKey(r), r]))
     for (const f of found) {
-      if (f.specKey === key && this.instances.length < this.config.size) {
+      // Handed over by the previous controller: every instance of a revision
+      // it knew is adopted; the planner drains what is too many or too old.
+      const revision = this.deps.handover !== undefined ? known.get(f.specKey) : undefined
+      if (revision !== undefined) {
+        log('info', 'adopting a running instance', { pool: this.name, instance: f.id, version: revision.version, revision: revision.number, address: `${f.handle.host}:${f.handle.port}`, pid: f.handle.pid })
+        this.newInstance(f.id, revision).attach(f.handle, true)
+      } else if (f.specKey === key && this.instances.length < this.config.size) {
         log('info', 'adopting an instance left by an earlier run', { pool: this.name, instance: f.id, address: `${f.handle.host}:${f.handle.port}` })
         const inst = this.newInstance(f.id, this.target)
         inst.attach(f.handle)

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { ListenConfig, ProxyConfig } from '../config/types.js'
 import { log } from '../log.js'
@@ -29,6 +29,24 @@ const PLAIN = 'text/plain; charset=utf-8'
  */
 const MAX_HEADERS = 100
 
+/**
+ * While an old generation drains (an upgrade of baton), a keep-alive
+ * connection is closed once it has been idle this long: a client that sends
+ * its next request at once gets its answer (with Connection: close) instead
+ * of meeting a connection closed under it. HTTP/1.1 has no way to tell an
+ * idle client to go elsewhere: one that waits exactly this long and then
+ * sends may still meet the close, as with any server's idle timeout.
+ */
+const DRAIN_IDLE_GRACE_MS = 1_000
+/** How often a drain looks for connections that went idle. */
+const DRAIN_SWEEP_MS = 50
+
+/** A listener to open: where, and the listening socket to accept on when another process bound it (the supervisor). */
+export interface ListenSpec extends ListenConfig {
+  /** A bound socket's handle (src/supervisor/listeners.ts); without it, host:port is bound here. */
+  handle?: object
+}
+
 /** Marks a client socket whose later pipelined requests must not be forwarded. */
 const TAINTED = Symbol('baton.tainted')
 /** Marks a client socket whose parse error is being answered. */
@@ -46,6 +64,8 @@ export class ProxyServer {
   private readonly tunnel: UpgradeTunnel
   private config: ProxyConfig
   private closing = false
+  /** An upgrade replaced this process: answer what comes with Connection: close. */
+  private draining = false
   /** Client connections that are plain HTTP (upgraded ones leave), for shutdown. */
   private readonly sockets = new Set<Socket>()
 
@@ -61,8 +81,12 @@ export class ProxyServer {
     this.tunnel = new UpgradeTunnel(metrics, config)
   }
 
-  /** Opens the listeners that are configured and not open yet; closes the others. */
-  async listen (listeners: ListenConfig[]): Promise<Array<{ host: string, port: number }>> {
+  /**
+   * Opens the listeners that are configured and not open yet; closes the
+   * others. A listener given with a handle accepts on that socket (shared
+   * with other processes); the key stays host:port as configured.
+   */
+  async listen (listeners: ListenSpec[]): Promise<Array<{ host: string, port: number }>> {
     const wanted = new Map(listeners.map(l => [`${l.host}:${l.port}`, l]))
     for (const [key, server] of this.servers) {
       if (!wanted.has(key)) {
@@ -78,7 +102,9 @@ export class ProxyServer {
       const server = this.createServer()
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
-        server.listen(l.port, l.host, () => { server.off('error', reject); resolve() })
+        const done = (): void => { server.off('error', reject); resolve() }
+        if (l.handle !== undefined) server.listen(l.handle, done)
+        else server.listen(l.port, l.host, done)
       })
       // Accept errors (EMFILE, ...) are logged; libuv keeps the listener going.
       server.on('error', (err: NodeJS.ErrnoException) => log('error', 'listener error', { listener: key, code: err.code, error: err.message }))
@@ -125,11 +151,7 @@ export class ProxyServer {
     const all = [...this.servers.values()]
     this.servers.clear()
     const closed = all.map(s => new Promise<void>(resolve => s.close(() => resolve())))
-    const sweepIdle = (): void => {
-      for (const s of all) s.closeIdleConnections()
-      // Node's closeIdleConnections spares connections that never sent a request.
-      for (const socket of this.sockets) if (inProgress(socket) === undefined) socket.destroy()
-    }
+    const sweepIdle = (): void => this.sweepIdle(all)
     const sweep = setInterval(sweepIdle, 50)
     sweepIdle()
     const deadline = new Promise<void>(resolve => setTimeout(resolve, graceMs).unref())
@@ -139,6 +161,54 @@ export class ProxyServer {
     // Requests cut just now log as their responses close, a tick later.
     await new Promise(resolve => setImmediate(resolve))
     await this.ctx.accessLog?.close()
+  }
+
+  /**
+   * An upgrade of baton replaced this process (README "Upgrading baton"):
+   * stop accepting on this process's copy of the listeners only (the socket
+   * stays open in the supervisor and the new generation accepts on it);
+   * every later response carries `Connection: close`; after a grace period
+   * idle keep-alive connections are closed. Resolves once no plain HTTP
+   * connection is left, or at `timeoutMs` (then what is left is cut).
+   * Upgraded connections (WebSockets) are the data plane's to end.
+   */
+  async drain (timeoutMs: number): Promise<void> {
+    this.draining = true
+    const all = [...this.servers.values()]
+    this.servers.clear()
+    // Not http.Server#close: in Node 20 it also closes idle keep-alive
+    // connections at once, racing clients that are reusing them.
+    for (const s of all) NetServer.prototype.close.call(s)
+    // A connection is closed only once it has sat idle for the grace period:
+    // idle now, or idle after the answer under way (which says
+    // Connection: close when its head is not out yet, ending the connection).
+    const idleSince = new Map<Socket, number>()
+    const now = Date.now()
+    for (const socket of this.sockets) {
+      const res = inProgress(socket)
+      if (res === undefined) idleSince.set(socket, now)
+      else if (!res.headersSent) res.shouldKeepAlive = false
+      else res.once('finish', () => idleSince.set(socket, Date.now()))
+    }
+    const until = now + timeoutMs
+    while (this.sockets.size > 0 && Date.now() < until) {
+      await sleep(DRAIN_SWEEP_MS)
+      const t = Date.now()
+      for (const [socket, since] of idleSince) {
+        if (socket.destroyed) { idleSince.delete(socket); continue }
+        if (inProgress(socket) === undefined && t - since >= DRAIN_IDLE_GRACE_MS) socket.destroy()
+      }
+    }
+    for (const s of all) s.closeAllConnections()
+  }
+
+  /** Plain HTTP client connections open now (upgraded ones excluded). */
+  get connections (): number { return this.sockets.size }
+
+  private sweepIdle (servers: Server[]): void {
+    for (const s of servers) s.closeIdleConnections()
+    // Node's closeIdleConnections spares connections that never sent a request.
+    for (const socket of this.sockets) if (inProgress(socket) === undefined) socket.destroy()
   }
 
   private createServer (): Server {
@@ -180,7 +250,7 @@ export class ProxyServer {
     // A request pipelined behind one refused as malformed is never forwarded:
     // the connection closes once the refusal is written.
     if (socket[TAINTED] === true) { res.shouldKeepAlive = false; return }
-    if (this.closing) res.shouldKeepAlive = false
+    if (this.closing || this.draining) res.shouldKeepAlive = false
     const head = requestHead(req.rawHeaders, socket.remoteAddress, 'http', false)
     const refusal = refuseRequest(req, head)
     if (refusal !== undefined) {
@@ -356,6 +426,10 @@ function answerClientError (socket: Socket, status: number): void {
     return
   }
   current.once('finish', () => answerClientError(socket, status))
+}
+
+async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms))
 }
 
 function plain (res: ServerResponse, status: number, body: string): void {

@@ -176,7 +176,8 @@ function batchTimings (r: Rollout, minReadyMs: number): BatchTiming[] {
     if (!b.instances.includes(m.instance)) b.instances.push(m.instance)
   }
   for (const b of out) {
-    const readyAt = b.instances.map(id => r.marks.find(m => m.instance === id && m.state === 'serving')?.at)
+    // Ready when its probe passed: the minReady soak counts from there (the planner's readyAt).
+    const readyAt = b.instances.map(id => r.marks.find(m => m.instance === id && m.state === 'ready')?.at)
     if (readyAt.every(t => t !== undefined)) {
       b.ready = Math.max(...(readyAt as number[]))
       b.soaked = b.ready + minReadyMs

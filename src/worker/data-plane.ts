@@ -1,14 +1,16 @@
 import { DEFAULTS } from '../config/defaults.js'
-import type { ListenConfig, ProxyConfig } from '../config/types.js'
+import type { ProxyConfig } from '../config/types.js'
 import type { DataPlaneReports, MemberCounts, TableMember, TableRoute, TableSnapshot } from '../controller/data-plane-link.js'
 import { Metrics, type PoolReading } from '../metrics/registry.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
 import { Router } from '../proxy/router.js'
-import { ProxyServer } from '../proxy/server.js'
+import { ProxyServer, type ListenSpec } from '../proxy/server.js'
 import { Pool } from '../upstream/pool.js'
 import { Upstream } from '../upstream/upstream.js'
 
 const SECOND_MS = 1_000
+/** A WebSocket sent its 1001 close frame is cut after 2 s at most (src/proxy/upgrade.ts): wait a little longer. */
+const GOING_AWAY_WAIT_MS = 2_500
 
 /** Everything this data plane holds for one member of the table. */
 interface Held {
@@ -34,8 +36,8 @@ const upstreamTimeoutsOf = (p: ProxyConfig): string => `${p.timeouts.connect}/${
  * table snapshots the controller publishes to the proxy and its pools,
  * creates and owns the Upstreams of the members, carries out the commands
  * about one member and reports drained members, per-second traffic and its
- * metrics. In `baton start` it runs in the controller's process
- * (InProcessLink); a wave-2 worker runs one of its own.
+ * metrics. Each proxy worker process runs one (src/worker/main.ts); tests
+ * run one in their own process behind an InProcessLink.
  */
 export class DataPlane {
   readonly metrics = new Metrics()
@@ -60,9 +62,15 @@ export class DataPlane {
     this.startTicker()
   }
 
-  async listen (listeners: ListenConfig[]): Promise<Array<{ host: string, port: number }>> {
+  async listen (listeners: ListenSpec[]): Promise<Array<{ host: string, port: number }>> {
     return await this.proxy.listen(listeners)
   }
+
+  /** The version of the last table applied (0 before the first). */
+  get appliedVersion (): number { return this.applied }
+
+  /** True while it holds anything for the member (it was in a table this data plane applied, and is not forgotten). */
+  holds (id: string): boolean { return this.held.has(id) }
 
   /** Applies a table: from its return on, no new request reaches a member that is not in it. */
   apply (t: TableSnapshot): void {
@@ -146,6 +154,27 @@ export class DataPlane {
   /** Stops accepting; keep-alive connections close as their requests finish, within `graceMs`. */
   async close (graceMs: number): Promise<void> {
     await this.proxy.close(graceMs)
+  }
+
+  /**
+   * An upgrade replaced this data plane's process: stop accepting, answer
+   * what comes with Connection: close, let requests finish; open WebSockets
+   * stay until they end or `timeoutMs` has passed since the drain began,
+   * then get a 1001 close frame. Resolves when nothing is left.
+   */
+  async drain (timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs
+    await this.proxy.drain(timeoutMs)
+    const upstreams = [...this.held.values()].flatMap(upstreamsOf)
+    const idle = Promise.all(upstreams.map(async u => await u.waitIdle()))
+    const left = until - Date.now()
+    const drained = left > 0 && await Promise.race([idle.then(() => true), new Promise<boolean>(resolve => setTimeout(() => resolve(false), left).unref())])
+    if (!drained) {
+      for (const u of upstreams) u.closeUpgrades()
+      // A tunnel that got its close frame ends within a moment (goAway cuts it after 2 s).
+      await Promise.race([idle, new Promise(resolve => setTimeout(resolve, GOING_AWAY_WAIT_MS).unref())])
+    }
+    this.stop()
   }
 
   /** The last step of a stop: timers go (the members were forgotten as they stopped). */
