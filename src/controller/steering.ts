@@ -22,6 +22,8 @@ export interface TimelineSource {
 export class Steering {
   /** What was published last, to publish only changes. */
   private published = JSON.stringify([undefined, undefined])
+  /** Settles when every data plane applied what was published last. */
+  private applied: Promise<void> = Promise.resolve()
 
   constructor (
     private readonly pool: string,
@@ -50,7 +52,7 @@ export class Steering {
     const key = JSON.stringify([split, preview])
     if (key !== this.published) {
       this.published = key
-      void this.members.steer(split, preview)
+      this.applied = this.members.steer(split, preview)
     }
     if (r === undefined) return
     if (plan.split !== undefined) {
@@ -67,7 +69,10 @@ export class Steering {
     switch (step.kind) {
       case 'begin': r.beginStep(step.step, step.weight, now); return false
       case 'manual': r.awaitManual(step.step); return false
-      case 'switch': r.switchTraffic(now); return false
+      case 'switch':
+        r.switchTraffic(now)
+        void this.applied.then(() => { r.switchApplied(Date.now()) })
+        return false
       case 'analyze': return this.judge(r, now)
     }
   }

@@ -215,13 +215,27 @@ export class Rollout {
     return true
   }
 
-  /** Blue-green: the new set is ready; every new request goes to it from now on. */
+  /**
+   * Blue-green: the new set is ready and the table that sends it every new
+   * request is on its way to the data planes. The switch is recorded when
+   * they all applied it (switchApplied): with proxy workers in other
+   * processes that is a few milliseconds later, and the event must not claim
+   * a moment at which a worker still sent requests to the old set.
+   */
   switchTraffic (now: number): void {
     const st = this.steps
     if (st === undefined || st.step > 0) return
     Object.assign(st, { step: 1, stepAt: now })
     this.progressAt = now
-    this.trafficMarks.push({ at: now, label: 'switch', weight: 100 })
+  }
+
+  /** Blue-green: every data plane applied the switch; scaleDownDelay counts from here. */
+  switchApplied (at: number): void {
+    const st = this.steps
+    if (st === undefined || st.step !== 1 || this.trafficMarks.some(m => m.label === 'switch')) return
+    st.stepAt = Math.max(st.stepAt, at)
+    this.progressAt = Math.max(this.progressAt, at)
+    this.trafficMarks.push({ at: st.stepAt, label: 'switch', weight: 100 })
     this.note(`switched: every new request goes to ${this.toLabel}; the old set stays ready for ${this.strategy.blueGreen.scaleDownDelay / 1000} s (scaleDownDelay)`)
   }
 
