@@ -37,6 +37,9 @@ COPY --from=build /src/dist ./dist
 COPY scripts/demo-app.mjs ./scripts/demo-app.mjs
 COPY scripts/docker/baton /usr/local/bin/baton
 COPY scripts/docker/baton.yaml /etc/baton/baton.yaml
+# tini (Debian's) as PID 1: it forwards SIGTERM to baton's supervisor and reaps
+# orphans (an app instance whose supervisor died). CI's base image brings its own.
+RUN command -v tini >/dev/null || { apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*; }
 # Everything above belongs to root and is read-only for the user baton runs as.
 USER node
 # 8080: the proxy listener of the default config; 9901: the admin API (loopback-only
@@ -46,7 +49,9 @@ EXPOSE 8080 9901
 # admin listener: set it when admin.listen is not 127.0.0.1:9901.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "const r=require('http').get(process.env.BATON_ADMIN+'/healthz',s=>process.exit(s.statusCode===200?0:1));r.on('error',()=>process.exit(1));r.setTimeout(2500,()=>{r.destroy();process.exit(1)})"]
-# baton handles SIGTERM itself (stop accepting, finish in flight, stop instances, exit 0).
+# baton's supervisor handles SIGTERM itself (stop accepting, finish in flight, stop
+# instances, exit 0); SIGUSR2 (`docker kill -s USR2`) or `docker exec ... baton upgrade`
+# upgrades it in place (README "Upgrading baton").
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/cli/main.js"]
+ENTRYPOINT ["tini", "--", "node", "--max-semi-space-size=8", "/app/dist/cli/main.js"]
 CMD ["start", "-c", "/etc/baton/baton.yaml"]

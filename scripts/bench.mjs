@@ -4,7 +4,8 @@
 // Compares baton with the same node backends reached directly, through
 // baton with its access log on, plain node http-proxy, a minimal undici
 // proxy, nginx (1 worker, upstream keep-alive) and HAProxy (1 thread), each
-// in its own process, started once. Each round runs every target once per
+// in its own process(es), started once; baton2 and nginx2 are baton and nginx
+// with 2 proxy workers each (run them unpinned: the kernel places them). Each round runs every target once per
 // body size (100 B and 64 KiB), in an order rotated per round: a warm-up,
 // then the measured load. The report gives each run, then per size the
 // median per target across rounds, the ratios baton's aims are stated in,
@@ -13,7 +14,8 @@
 // --pin (2 or more CPUs): proxies and backends on CPU 0, the load generator
 // on CPU 1 (taskset), so each proxy has one core and throughput compares
 // like for like. CPU per request: utime+stime of the proxy's processes
-// (/proc/PID/stat) over the measured load, over the requests wrk counted.
+// (baton: supervisor, controller and workers; nginx: master and workers;
+// /proc/PID/stat) over the measured load, over the requests wrk counted.
 // RSS: the largest VmRSS sampled under load (every 250 ms). Upstream
 // connections: how many the backends accepted during the measured load,
 // per 1,000 requests (churn; a proxy that keeps its connections opens none).
@@ -41,12 +43,15 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --quick           smoke check: 1 round of 3 s, 1 s warm-up
   --json FILE       also write the results as JSON to FILE
   --load TOOL       wrk | autocannon (default: wrk when installed)
-  --targets LIST    comma list among ${'ALL'} (default: all)
+  --targets LIST    comma list among ${'ALL'} (default: all but baton2,nginx2,
+                    the 2-worker rows, which mean something only without --pin)
   --baton-flags F   node flags for baton (default "--max-semi-space-size=8", as its bin runs it; "" for none)
   --skip-build      do not rebuild baton (npx tsc) before measuring
   -h, --help        this text`
 
-const ALL_TARGETS = ['direct', 'baton', 'baton-log', 'http-proxy', 'undici', 'nginx', 'haproxy']
+const ALL_TARGETS = ['direct', 'baton', 'baton-log', 'baton2', 'http-proxy', 'undici', 'nginx', 'nginx2', 'haproxy']
+/** Not run unless asked for (--targets): 2-worker rows mean something only unpinned. */
+const DEFAULT_TARGETS = ALL_TARGETS.filter(t => t !== 'baton2' && t !== 'nginx2')
 
 function options () {
   const { values, num } = readOptions(USAGE.replace('${\'ALL\'}', ALL_TARGETS.join(',')), {
@@ -61,7 +66,7 @@ function options () {
     'baton-flags': { type: 'string' }
   })
   const quick = values.quick
-  const targets = values.targets === undefined ? ALL_TARGETS : values.targets.split(',').map(s => s.trim()).filter(Boolean)
+  const targets = values.targets === undefined ? DEFAULT_TARGETS : values.targets.split(',').map(s => s.trim()).filter(Boolean)
   for (const t of targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t}; choose among ${ALL_TARGETS.join(', ')}`)
   const sizes = values.sizes === undefined ? [100, 65536] : values.sizes.split(',').map(Number)
   for (const s of sizes) if (SIZE_PATHS[s] === undefined) throw new Error(`--sizes: ${s} is not one of ${Object.keys(SIZE_PATHS).join(', ')}`)
@@ -102,10 +107,14 @@ async function measure (target, size, backends, opts) {
   const cpu0 = cpuTimes(proxyPids)
   const bcpu0 = cpuTimes(backendPids)
   let result
+  let spread
+  // Halfway through, how the kernel spread the load's connections over baton's workers.
+  const spreadTimer = target.spread === undefined ? undefined : setTimeout(() => { void target.spread().then(s => { spread = s }, () => undefined) }, opts.duration * 500)
   try {
     result = await runLoad(tool, { ...load, seconds: opts.duration })
   } finally {
     clearInterval(sampler)
+    clearTimeout(spreadTimer)
   }
   const cpu1 = cpuTimes(proxyPids)
   const bcpu1 = cpuTimes(backendPids)
@@ -128,7 +137,8 @@ async function measure (target, size, backends, opts) {
     rssKb: mem === undefined ? undefined : Math.max(peakRss, mem.rss),
     hwmKb: mem?.hwm,
     connsPer1000: proxied && n > 0 ? conns * 1000 / n : undefined,
-    backendCpuPerReq: n > 0 ? (bcpu1.user + bcpu1.sys - bcpu0.user - bcpu0.sys) / n : undefined
+    backendCpuPerReq: n > 0 ? (bcpu1.user + bcpu1.sys - bcpu0.user - bcpu0.sys) / n : undefined,
+    spread
   }
 }
 
@@ -142,7 +152,7 @@ async function main () {
   const opts = options()
   if (opts.build) build()
   if (opts.pin) setPinning({ server: '0', load: '1' })
-  const missing = { nginx: !existsSync(NGINX), haproxy: !existsSync(HAPROXY) }
+  const missing = { nginx: !existsSync(NGINX), nginx2: !existsSync(NGINX), haproxy: !existsSync(HAPROXY) }
   const wanted = opts.targets.filter(t => missing[t] !== true)
   for (const t of opts.targets) if (missing[t] === true) process.stdout.write(`note: ${t} is not installed; it is left out\n`)
 
@@ -153,7 +163,7 @@ async function main () {
     cpuModel: cpus()[0]?.model ?? '',
     clockTicks: CLK_TCK,
     load: opts.load === 'wrk' ? `${wrkVersion()} -t${opts.threads} -c${opts.connections} --latency` : `autocannon -c ${opts.connections}`,
-    nginx: wanted.includes('nginx') ? nginxVersion() : undefined,
+    nginx: wanted.some(t => t.startsWith('nginx')) ? nginxVersion() : undefined,
     haproxy: wanted.includes('haproxy') ? haproxyVersion() : undefined,
     pinned: opts.pin,
     rounds: opts.rounds,
@@ -180,9 +190,11 @@ async function main () {
       direct: async () => ({ name: 'direct', url: backends[0].url, pids: () => [], stop: async () => undefined }),
       baton: async () => await startBaton(ports, dir, opts.batonFlags),
       'baton-log': async () => await startBaton(ports, dir, opts.batonFlags, { name: 'baton-log', accessLog: join(dir, 'access.log') }),
+      baton2: async () => await startBaton(ports, dir, opts.batonFlags, { name: 'baton2', workers: 2 }),
       'http-proxy': async () => await startHttpProxy(ports),
       undici: async () => await startUndiciProxy(ports),
       nginx: async () => await startNginx(ports),
+      nginx2: async () => await startNginx(ports, 2),
       haproxy: async () => await startHaproxy(ports)
     }
     for (const name of wanted) {
@@ -203,6 +215,7 @@ async function main () {
           r.round = round + 1
           runs.push(r)
           process.stdout.write(lines.row(r))
+          if (r.spread !== undefined && r.spread.length > 1) process.stdout.write(`  (${name}: the ${opts.connections} connections per worker: ${r.spread.join(' / ')})\n`)
           if (r.errors > 0) process.stdout.write(`  (warning: ${name} had ${r.errors} errors: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors)\n`)
           await sleep(300)
         }

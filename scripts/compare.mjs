@@ -10,6 +10,10 @@
 //          PM2_KILL_SIGNAL=SIGTERM, the app's graceful stop, where pm2's default
 //          is SIGINT), with its own PM2_HOME in a temp folder
 //   baton  a pool of 4 behind baton, upgraded by POST /v1/pools/web/rollouts
+// and a bad version (v2 answers 500 to 20 % of its requests) upgraded two
+// ways, in a table of their own: a plain rolling update (bad-rolling) and a
+// canary whose analysis catches it (bad-canary); each counts, over the 30 s
+// from the upgrade's start, the requests that met the bad version.
 //
 // The load (scripts/compare/load-worker.mjs, the same for all three): 20
 // keep-alive GET loops, 5 Connection: close GET loops, 5 POST loops with a
@@ -26,14 +30,14 @@ import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { DEFAULT_LOAD, startLoad } from './compare/load.mjs'
 import { buildBaton, installCleanup, sleep, stopAll } from './compare/procs.mjs'
-import { LABELS, WAYS } from './compare/ways.mjs'
+import { BAD_CANARY, BAD_DRAIN, BAD_WAYS, LABELS, WAYS } from './compare/ways.mjs'
 import { readOptions } from './lib/options.mjs'
 
 const USAGE = `usage: node scripts/compare.mjs [options]
   --rounds N           interleaved rounds (default 3)
   --quick              1 round
   --json FILE          also write every run (raw results) as JSON to FILE
-  --ways LIST          comma list among naive,pm2,baton (default: all three)
+  --ways LIST          comma list among naive,pm2,baton,bad-rolling,bad-canary (default: all)
   --steady S           seconds of steady load before the upgrade (default 5)
   --after S            seconds of load after the upgrade is done (default 3)
   --warmup S           seconds of load before the steady phase, not measured (default 2)
@@ -84,6 +88,9 @@ function digest (r, upgradeAt) {
   const after = r.phases.after.kinds
   const oldAfter = ['keepalive', 'close', 'post', 'slow'].reduce((n, k) => n + (after[k].versions.v1 ?? 0), 0)
   const newAfter = ['keepalive', 'close', 'post', 'slow'].reduce((n, k) => n + (after[k].versions.v2 ?? 0), 0)
+  // From the upgrade's start on: requests sent, and those the new version answered (any status).
+  const fromUpgrade = ['upgrade', 'after'].flatMap(p => ['keepalive', 'close', 'post', 'slow'].map(k => r.phases[p].kinds[k]))
+  const app500 = Object.entries(r.causes).filter(([cause]) => cause.endsWith(': HTTP 500')).reduce((n, [, byPhase]) => n + Object.values(byPhase).reduce((a, b) => a + b, 0), 0)
   return {
     requests,
     failed: Object.values(byKind).reduce((a, b) => a + b, 0),
@@ -94,6 +101,9 @@ function digest (r, upgradeAt) {
     p99Upgrade: r.phases.upgrade.short.p99,
     p99After: r.phases.after.short.p99,
     answeredAfter: { v1: oldAfter, v2: newAfter },
+    sinceUpgrade: fromUpgrade.reduce((n, k) => n + k.sent, 0),
+    metNew: fromUpgrade.reduce((n, k) => n + (k.met.v2 ?? 0), 0),
+    app500,
     causes: r.causes,
     failures: r.failures.map(f => ({ ...f, tFromUpgradeS: Math.round((f.at - upgradeAt) / 10) / 100 }))
   }
@@ -113,10 +123,11 @@ async function runOnce (way, round, o) {
     const upgradeAt = Date.now()
     const up = await target.upgrade()
     load.phase('after')
-    await sleep(o.afterMs)
+    // The bad-version runs count over the same time from the upgrade's start, however long their rollout took.
+    await sleep(target.horizonMs === undefined ? o.afterMs : Math.max(o.afterMs, target.horizonMs - (Date.now() - upgradeAt)))
     const result = await load.stop()
     load = undefined
-    run.upgrade = { wallMs: Math.round(up.wallMs), ok: up.ok, note: up.note, events: up.events }
+    run.upgrade = { wallMs: Math.round(up.wallMs), ok: up.ok, status: up.status, note: up.note, events: up.events }
     run.marks = result.marks
     Object.assign(run, digest(result, upgradeAt))
     run.phases = result.phases
@@ -175,9 +186,33 @@ function row (label, runs) {
   }
 }
 
-function table (rows) {
-  const out = [`| ${COLUMNS.map(c => c[0]).join(' | ')} |`, `|${COLUMNS.map((_, i) => i === 0 ? '---' : '---:').join('|')}|`]
-  for (const r of rows) out.push(`| ${COLUMNS.map(c => c[1](r)).join(' | ')} |`)
+const BAD_COLUMNS = [
+  ['way', r => r.label],
+  ['HTTP requests in the 30 s from the upgrade', r => fmt(r.sinceUpgrade)],
+  ['answered by the bad v2', r => fmt(r.metNew)],
+  ['500s from the bad v2', r => fmt(r.app500)],
+  ['failed by baton', r => fmt(r.batonFailed)],
+  ['rollout', r => r.outcome],
+  ['rollout wall time (s)', r => fmt(r.wallMs === null ? null : r.wallMs / 1000, 1)]
+]
+
+function badRow (label, runs) {
+  const m = f => median(runs.map(f))
+  const outcomes = [...new Set(runs.map(r => r.upgrade.status ?? '?'))].join(', ')
+  return {
+    label,
+    sinceUpgrade: m(r => r.sinceUpgrade),
+    metNew: m(r => r.metNew),
+    app500: m(r => r.app500),
+    batonFailed: m(r => r.failed - r.app500),
+    outcome: outcomes,
+    wallMs: m(r => r.upgrade.wallMs)
+  }
+}
+
+function table (rows, columns = COLUMNS) {
+  const out = [`| ${columns.map(c => c[0]).join(' | ')} |`, `|${columns.map((_, i) => i === 0 ? '---' : '---:').join('|')}|`]
+  for (const r of rows) out.push(`| ${columns.map(c => c[1](r)).join(' | ')} |`)
   return out.join('\n')
 }
 
@@ -215,15 +250,24 @@ async function main () {
       if (r.requests !== undefined) {
         log(`compare:   ${r.requests} HTTP requests, ${r.failed} failed ${JSON.stringify(r.byKind)}, ${r.cut} cut; ws ${JSON.stringify(r.ws)}; ` +
           `p99 ${fmt(r.p99Steady, 1)} → ${fmt(r.p99Upgrade, 1)} ms; upgrade ${fmt(r.upgrade.wallMs / 1000, 2)} s` +
-          (r.answeredAfter.v1 > 0 ? `; WARNING: ${r.answeredAfter.v1} answers from v1 after the upgrade` : ''))
+          (BAD_WAYS.has(way)
+            ? `; ${r.metNew} of ${r.sinceUpgrade} answered by the bad v2 (${r.app500} 500s); rollout ${r.upgrade.status}`
+            : r.answeredAfter.v1 > 0 ? `; WARNING: ${r.answeredAfter.v1} answers from v1 after the upgrade` : ''))
       }
     }
   }
   const good = way => runs.filter(r => r.way === way && r.requests !== undefined)
-  const rows = o.ways.map(w => row(LABELS[w], good(w)))
+  const plain = o.ways.filter(w => !BAD_WAYS.has(w))
+  const bad = o.ways.filter(w => BAD_WAYS.has(w))
+  const rows = plain.map(w => row(LABELS[w], good(w)))
   const failedRuns = runs.filter(r => !r.ok)
 
   let report = `## Upgrading v1 → v2 under load: median of ${o.rounds} round(s)\n\n${table(rows)}\n`
+  if (bad.length > 0) {
+    report += `\n## A bad v2 (500 to 20 % of its requests): median of ${o.rounds} round(s)\n\n${table(bad.map(w => badRow(LABELS[w], good(w))), BAD_COLUMNS)}\n`
+    report += `\nThe same load; the canary's steps: ${BAD_CANARY.steps.map(st => `${st.weight} % for ${st.pause}`).join(', ')}, analysis minRequests ${BAD_CANARY.analysis.minRequests}, maxErrorRate ${BAD_CANARY.analysis.maxErrorRate}; drainTimeout ${BAD_DRAIN} in both. ` +
+      '"answered by the bad v2" counts every answer it gave (any status) in the 30 s from the upgrade\'s start; the rolling update leaves v2 on every instance after that.\n'
+  }
   report += `\nLoad: ${DEFAULT_LOAD.mix.keepalive} keep-alive GET, ${DEFAULT_LOAD.mix.close} Connection: close GET, ${DEFAULT_LOAD.mix.post} POST 4 KiB and ${DEFAULT_LOAD.mix.slow} slow 2 s loops (${DEFAULT_LOAD.thinkMs} ms between requests), ` +
     `${DEFAULT_LOAD.mix.ws} WebSockets with a message every ${DEFAULT_LOAD.wsEveryMs} ms; ${o.steadyMs / 1000} s steady, the upgrade, ${o.afterMs / 1000} s after. ` +
     `p99 is over the keep-alive, close and POST requests that started in the phase. "cut long requests" are slow requests (also counted under "slow 2 s") that failed after >= 200 ms in flight.\n`

@@ -14,6 +14,8 @@
 //   IGNORE_TERM=1     ignore SIGTERM altogether (baton must SIGKILL at stopTimeout)
 //   READY_HANGS=1     /ready never answers at all (a hung probe endpoint)
 //   KEEP_SOCKETS=1    on SIGTERM, never close idle keep-alive connections
+//   ERROR_RATE=0.2    answer 500 to that share of requests (evenly: every 5th here), /ready excepted
+//   ADDED_LATENCY=40  answer every request that many ms later, /ready excepted (a slower version)
 import http from 'node:http'
 import { WebSocketServer } from 'ws'
 
@@ -32,9 +34,31 @@ if (process.env.NEVER_READY !== '1') {
 }
 if (process.env.CRASH_AFTER !== undefined) setTimeout(() => process.exit(1), Number(process.env.CRASH_AFTER))
 
+const errorRate = Number(process.env.ERROR_RATE ?? 0)
+const addedLatency = Number(process.env.ADDED_LATENCY ?? 0)
+let answered = 0
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost')
   res.setHeader('x-app-version', version)
+  if (url.pathname !== '/ready' && addedLatency > 0) {
+    const timer = setTimeout(() => handle(req, res, url), addedLatency)
+    res.on('close', () => clearTimeout(timer))
+    return
+  }
+  handle(req, res, url)
+})
+
+function handle (req, res, url) {
+  if (url.pathname !== '/ready' && errorRate > 0) {
+    // Evenly spread: the n-th request fails when n × rate crosses a whole number.
+    answered++
+    if (Math.floor(answered * errorRate) > Math.floor((answered - 1) * errorRate)) {
+      req.resume()
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('failing on purpose (ERROR_RATE)\n')
+      return
+    }
+  }
   if (url.pathname === '/ready') {
     if (process.env.READY_HANGS === '1') return
     res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'starting\n')
@@ -60,7 +84,7 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ app: 'baton-demo', version, pid: process.pid, port, path: url.pathname, method: req.method, size, uptimeMs: Date.now() - startedAt }) + '\n')
   })
-})
+}
 
 const wss = new WebSocketServer({ server })
 wss.on('connection', ws => {

@@ -4,7 +4,7 @@
 // http-proxy, undici, nginx, HAProxy). Child processes come from
 // scripts/lib/procs.mjs.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -217,9 +217,10 @@ export async function backendConnections (backends) {
   return n
 }
 
-export function batonConfig (backendPorts, dir, accessLog) {
-  const file = join(dir, accessLog === undefined ? 'baton.yaml' : 'baton-log.yaml')
+export function batonConfig (backendPorts, dir, accessLog, workers = 1) {
+  const file = join(dir, `baton-${workers}w${accessLog === undefined ? '' : '-log'}.yaml`)
   writeFileSync(file, [
+    `workers: ${workers}`,
     'listen: [{ port: 0, host: 127.0.0.1 }]',
     'admin: { listen: 127.0.0.1:0 }',
     ...(accessLog === undefined ? [] : [`accessLog: { path: ${JSON.stringify(accessLog)} }`]),
@@ -231,16 +232,62 @@ export function batonConfig (backendPorts, dir, accessLog) {
   return file
 }
 
-/** baton from dist/, optionally with extra node flags (e.g. --cpu-prof) and an access log file. */
+/**
+ * baton from dist/, optionally with extra node flags (e.g. --cpu-prof), an
+ * access log file and `o.workers` proxy workers. Its CPU is every process of
+ * it: the supervisor, the controller and the workers.
+ */
 export async function startBaton (backendPorts, dir, nodeFlags = [], o = {}) {
   const cli = join(ROOT, 'dist/cli/main.js')
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build baton first (npx tsc -p tsconfig.json)`)
-  const config = batonConfig(backendPorts, dir, o.accessLog)
+  const workers = o.workers ?? 1
+  const config = batonConfig(backendPorts, dir, o.accessLog, workers)
   const name = o.name ?? 'baton'
   const p = spawnPinned('server', name, process.execPath, [...nodeFlags, cli, 'start', '-c', config])
   const started = await p.waitLine(l => l?.msg === 'baton started', 30_000)
   const port = started.listeners[0].port
-  return { name, proc: p, port, url: `http://127.0.0.1:${port}/`, pids: () => [p.pid], stop: () => p.stop() }
+  const adminUrl = `http://127.0.0.1:${started.admin.port}`
+  const workerPids = async () => JSON.parse((await httpGet(`${adminUrl}/v1/processes`)).body).workers.map(w => w.pid)
+  const pids = () => {
+    const all = [p.pid, ...childPids(p.pid)]
+    for (const c of all) rememberPid(c)
+    return all
+  }
+  return {
+    name,
+    proc: p,
+    port,
+    url: `http://127.0.0.1:${port}/`,
+    pids,
+    /** Client connections held by each worker now (Linux /proc): how the kernel spread them. */
+    spread: async () => connectionsPerPid(port, await workerPids()),
+    stop: () => p.stop()
+  }
+}
+
+/** For each pid, how many established connections to `port` it holds the server side of. */
+export function connectionsPerPid (port, pids) {
+  const inodes = new Set()
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = ''
+    try { text = readFileSync(file, 'utf8') } catch { continue }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f.length >= 10 && Number.parseInt(f[1].split(':')[1], 16) === port && f[3] === '01') inodes.add(f[9])
+    }
+  }
+  return pids.map(pid => {
+    let n = 0
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))
+          if (m !== null && inodes.has(m[1])) n++
+        } catch { /* closed meanwhile */ }
+      }
+    } catch { /* gone */ }
+    return n
+  })
 }
 
 async function startNodeProxy (name, file, backendPorts) {
@@ -276,13 +323,13 @@ export function wrkVersion () {
  * dir (prefix, conf, pid, logs, temp paths), in the foreground, as the
  * current user. Its CPU is master + workers.
  */
-export async function startNginx (backendPorts) {
+export async function startNginx (backendPorts, workers = 1) {
   const dir = tempDir('baton-bench-nginx-')
   const port = await freePort()
   const me = userInfo()
   const conf = join(dir, 'nginx.conf')
   writeFileSync(conf, `# written by scripts/bench.mjs
-${process.getuid?.() === 0 ? `user ${me.username};\n` : ''}worker_processes 1;
+${process.getuid?.() === 0 ? `user ${me.username};\n` : ''}worker_processes ${workers};
 daemon off;
 master_process on;
 pid ${dir}/nginx.pid;
@@ -328,7 +375,7 @@ ${backendPorts.map(p => `    server 127.0.0.1:${p};`).join('\n')}
   }
   if (pids().length < 2) throw new Error('nginx: no worker process found')
   return {
-    name: 'nginx',
+    name: workers === 1 ? 'nginx' : `nginx${workers}`,
     proc: p,
     port,
     url,

@@ -195,9 +195,14 @@ export function report (a, top) {
   return lines.join('\n')
 }
 
-function newestProfile (dir, after) {
+/**
+ * The proxy worker's profile among those the run wrote: every process of
+ * baton (supervisor, controller, worker) writes one, and the worker, which
+ * carried the load, has by far the most samples.
+ */
+function workerProfile (dir, after) {
   const files = readdirSync(dir).filter(f => f.endsWith('.cpuprofile')).map(f => join(dir, f))
-    .filter(f => !after.has(f)).map(f => ({ f, t: statSync(f).mtimeMs })).sort((a, b) => b.t - a.t)
+    .filter(f => !after.has(f)).map(f => ({ f, size: statSync(f).size })).sort((a, b) => b.size - a.size)
   return files[0]?.f
 }
 
@@ -252,18 +257,19 @@ async function main () {
     if (path === undefined) throw new Error(`--size must be one of ${Object.keys(SIZE_PATHS).join(', ')}`)
     const url = new URL(path, baton.url).href
     if (Number(values.warmup) > 0) await runLoad(tool, { url, seconds: Number(values.warmup), ...opts })
-    const cpu0 = cpuMicros([baton.proc.pid])
+    const pids = baton.pids()
+    const cpu0 = cpuMicros(pids)
     const fromUs = nowUs()
     const load = await runLoad(tool, { url, seconds: Number(values.duration), ...opts })
     const toUs = nowUs()
-    const cpu = cpuMicros([baton.proc.pid]) - cpu0
-    const mem = memoryKb([baton.proc.pid])
+    const cpu = cpuMicros(pids) - cpu0
+    const mem = memoryKb(pids)
     process.stdout.write(`load: ${Math.round(load.rps)} req/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms, ` +
       `${(cpu / load.requests).toFixed(1)} µs CPU/request with the profiler on, RSS ${(mem.rss / 1024).toFixed(1)} MB, errors ${load.errors}\n`)
     const code = await baton.proc.stop('SIGTERM', 20_000)
     if (code !== 0) process.stdout.write(`warning: baton exited ${String(code)} on SIGTERM\n`)
     await sleep(100)
-    const file = newestProfile(dir, before)
+    const file = workerProfile(dir, before)
     if (file === undefined) throw new Error(`baton wrote no .cpuprofile into ${dir} (exit code ${String(code)})`)
     process.stdout.write(`profile: ${file} (${(statSync(file).size / 1024).toFixed(0)} kB)\n\n`)
     const a = analyze(JSON.parse(readFileSync(file, 'utf8')), { fromUs, toUs })

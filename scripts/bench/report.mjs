@@ -17,8 +17,13 @@ export const LABELS = {
   'http-proxy': 'node http-proxy (keep-alive agent)',
   undici: 'minimal undici Pool.stream proxy',
   nginx: 'nginx (1 worker, upstream keepalive)',
-  haproxy: 'HAProxy (1 thread, http-reuse always)'
+  haproxy: 'HAProxy (1 thread, http-reuse always)',
+  baton2: 'baton, 2 workers',
+  nginx2: 'nginx (2 workers, upstream keepalive)'
 }
+
+/** The nginx a target is held against: the one with as many workers. */
+const nginxFor = (name, m) => name.endsWith('2') ? m.nginx2 : m.nginx
 
 function table (header, rows) {
   const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => i === 0 ? '---' : '---:').join('|')}|`]
@@ -84,13 +89,14 @@ export const report = {
       const m = medians[size]
       const names = meta.targets.filter(t => m[t] !== undefined)
       md.push('', `### ${sizeName(size)} responses`, '')
+      // ÷ nginx: against nginx with as many workers (baton, 2 workers ÷ nginx, 2 workers).
       const header = ['target', 'req/s', '÷ nginx', '÷ HAProxy', '÷ http-proxy', 'p99 ms', 'CPU µs/req', 'CPU ÷ nginx', 'peak RSS MB', 'upstream conns / 1,000 req']
       md.push(table(header, names.map(name => {
         const r = m[name]
         return [
           name === 'baton' ? `**${LABELS[name]}**` : LABELS[name],
-          f0(r.rps), fx(ratio(r.rps, m.nginx?.rps)), fx(ratio(r.rps, m.haproxy?.rps)), fx(ratio(r.rps, m['http-proxy']?.rps)),
-          f2(r.p99), f1(r.cpuPerReq), fx(ratio(r.cpuPerReq, m.nginx?.cpuPerReq)), mb(r.rssKb), f2(r.connsPer1000)
+          f0(r.rps), fx(ratio(r.rps, nginxFor(name, m)?.rps)), fx(ratio(r.rps, m.haproxy?.rps)), fx(ratio(r.rps, m['http-proxy']?.rps)),
+          f2(r.p99), f1(r.cpuPerReq), fx(ratio(r.cpuPerReq, nginxFor(name, m)?.cpuPerReq)), mb(r.rssKb), f2(r.connsPer1000)
         ]
       })))
       const goals = aims(size, m)

@@ -40,7 +40,8 @@ let finalAbort = false
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
-function emptyKind () { return { sent: 0, ok: 0, failed: 0, cut: 0, lat: [], versions: {} } }
+// versions: successful answers by x-app-version; met: every answer the app gave (any status), by version.
+function emptyKind () { return { sent: 0, ok: 0, failed: 0, cut: 0, lat: [], versions: {}, met: {} } }
 const stats = Object.fromEntries(PHASES.map(p => [p, Object.fromEntries([...HTTP_KINDS, 'ws'].map(k => [k, emptyKind()]))]))
 const ws = Object.fromEntries(PHASES.map(p => [p, { connects: 0, opened: 0, connectFailed: 0, abnormal: 0, goingAway: 0, sent: 0, echoed: 0, lost: 0, rtt: [] }]))
 const failures = []
@@ -114,6 +115,7 @@ async function httpLoop (kind) {
     const ms = performance.now() - t
     const s = stats[ph][kind]
     s.sent++
+    if (r.version !== undefined) s.met[r.version] = (s.met[r.version] ?? 0) + 1
     if (r.ok) {
       s.ok++
       s.lat.push(ms)
@@ -226,7 +228,7 @@ function summary () {
       const s = stats[p][k]
       const sorted = s.lat.sort((a, b) => a - b)
       if (SHORT_KINDS.has(k)) short.push(...sorted)
-      kinds[k] = { sent: s.sent, ok: s.ok, failed: s.failed, cut: s.cut, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? null, versions: s.versions }
+      kinds[k] = { sent: s.sent, ok: s.ok, failed: s.failed, cut: s.cut, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? null, versions: s.versions, met: s.met }
     }
     short.sort((a, b) => a - b)
     const w = ws[p]

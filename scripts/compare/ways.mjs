@@ -161,8 +161,18 @@ export async function pm2 (opts) {
 
 // ---------------------------------------------------------------------------
 // (c) baton: a pool of 4, upgraded by a rollout through the admin API.
+// `how` (the bad-version rows): more rollout config, the rollout's body, the
+// status the rollout should end with, and how long after the upgrade began
+// the load goes on (so that both bad-version runs count over the same time).
 
-export async function baton (opts) {
+/** The bad version of the bad-version rows: v2 answers 500 to 20 % of its requests. */
+const BAD_ENV = { ERROR_RATE: '0.2' }
+export const BAD_CANARY = { steps: [{ weight: 5, pause: '10s' }, { weight: 25, pause: '10s' }, { weight: 50, pause: '10s' }], analysis: { minRequests: 100, maxErrorRate: '1%' } }
+const BAD_HORIZON_MS = 30_000
+/** A short drainTimeout for the bad-version rows, so that even the rolling update (WebSockets drain to it) ends within the horizon. */
+export const BAD_DRAIN = '5s'
+
+export async function baton (opts, how = {}) {
   const dir = tempDir('cmp-baton-')
   const base = 42000 + Math.floor(Math.random() * 70) * 100
   const config = {
@@ -179,7 +189,7 @@ export async function baton (opts) {
           ports: `${base}-${base + 99}`
         },
         readiness: { path: '/ready', interval: '100ms' },
-        rollout: { maxSurge: 1, maxUnavailable: 0, minReady: '1s', drainTimeout: opts.drainTimeout }
+        rollout: { maxSurge: 1, maxUnavailable: 0, minReady: '1s', drainTimeout: opts.drainTimeout, ...how.rollout }
       }
     }
   }
@@ -219,13 +229,15 @@ export async function baton (opts) {
     await teardown()
     throw err
   }
+  const expected = how.expectStatus ?? 'succeeded'
   return {
     host: HOST,
     port,
+    horizonMs: how.horizonMs,
     async upgrade () {
       const t = performance.now()
       const drainsBefore = drainTimeouts
-      const started = await requestJson(`${admin}/v1/pools/web/rollouts`, { method: 'POST', body: JSON.stringify({ version: 'v2' }) })
+      const started = await requestJson(`${admin}/v1/pools/web/rollouts`, { method: 'POST', body: JSON.stringify(how.body ?? { version: 'v2' }) })
       if (started.status !== 202) return { wallMs: performance.now() - t, ok: false, note: `rollout refused: ${started.status} ${JSON.stringify(started.body)}` }
       const id = started.body.id
       const r = await until(`rollout ${id}`, async () => {
@@ -233,10 +245,11 @@ export async function baton (opts) {
         return b.status !== 'running' ? b : undefined
       }, { timeoutMs: 15 * 60_000, everyMs: 100 })
       const wallMs = Date.parse(r.finishedAt) - Date.parse(r.startedAt)
-      const drains = `${drainTimeouts - drainsBefore} of 4 old instances reached drainTimeout (${opts.drainTimeout})`
+      const drains = `${drainTimeouts - drainsBefore} of 4 old instances reached drainTimeout (${how.rollout?.drainTimeout ?? opts.drainTimeout})`
       return {
         wallMs,
-        ok: r.status === 'succeeded',
+        ok: r.status === expected,
+        status: r.status,
         note: r.status === 'succeeded' ? drains : `rollout ${r.status}: ${r.error}; ${drains}`,
         events: r.events
       }
@@ -245,9 +258,23 @@ export async function baton (opts) {
   }
 }
 
-export const WAYS = { naive, pm2, baton }
+/** The bad version under a plain rolling update: nothing judges it, it ends up on every instance. */
+export async function badRolling (opts) {
+  return await baton(opts, { rollout: { drainTimeout: BAD_DRAIN }, body: { version: 'v2', env: BAD_ENV }, expectStatus: 'succeeded', horizonMs: BAD_HORIZON_MS })
+}
+
+/** The same bad version as a canary (5 %, 25 %, 50 %, 10 s each, maxErrorRate 1 %): judged after its first step and rolled back. */
+export async function badCanary (opts) {
+  return await baton(opts, { rollout: { drainTimeout: BAD_DRAIN, strategy: 'canary', canary: BAD_CANARY }, body: { version: 'v2', env: BAD_ENV }, expectStatus: 'rolled_back', horizonMs: BAD_HORIZON_MS })
+}
+
+export const WAYS = { naive, pm2, baton, 'bad-rolling': badRolling, 'bad-canary': badCanary }
+/** Ways that upgrade to a bad version: shown in a table of their own. */
+export const BAD_WAYS = new Set(['bad-rolling', 'bad-canary'])
 export const LABELS = {
   naive: 'naive restart (1 process, SIGTERM + start)',
   pm2: 'pm2 reload (cluster of 4)',
-  baton: 'baton rollout (pool of 4)'
+  baton: 'baton rollout (pool of 4)',
+  'bad-rolling': 'bad v2, baton rolling update',
+  'bad-canary': 'bad v2, baton canary (5/25/50 %, maxErrorRate 1 %)'
 }

@@ -91,6 +91,13 @@ if [[ -L /bin/sh || -L /usr/bin/sh ]]; then
   ln -sf "$target" "$STAGE/usr/bin/sh"
 fi
 
+# tini (Debian's package on this machine): the image's PID 1 (the Dockerfile installs
+# it with apt-get where the base has none).
+TINI=$(type -P tini || true)
+[[ -n "$TINI" ]] || die "tini is not installed here (apt-get install tini)"
+put_with_libs "$(readlink -f "$TINI")"
+if [[ "$(readlink -f "$TINI")" != /usr/bin/tini ]]; then ln -sf "$(readlink -f "$TINI")" "$STAGE/usr/bin/tini"; fi
+
 # Certificates (npm reaches its registry over TLS through this machine's CA setup).
 if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then put /etc/ssl/certs/ca-certificates.crt; fi
 

@@ -9,9 +9,10 @@
 # 4. the image: non-root user, HEALTHCHECK, `baton check` of the baked and a mounted config
 # 5. run it with host networking and a static pool pointing at a tiny backend on 127.0.0.1:
 #    proxy and admin /healthz answer from the host, the HEALTHCHECK goes healthy,
-#    `docker stop` lets an in-flight request finish and baton exits 0
+#    `docker stop` lets an in-flight request finish and baton exits 0; PID 1 is tini
 # 6. run it as shipped (default config: the demo app as a managed process pool) with
-#    --network none, and get an answer through it from inside the container
+#    --network none, get an answer through it from inside the container, and
+#    upgrade baton in place (`docker exec ... baton upgrade`)
 #    (BATON_IMAGE_TEST_DEMO=0 skips this step)
 # 7. stop the containers, the backend and the daemon (if this script started it)
 #
@@ -264,6 +265,14 @@ check_serving () {
   local out
   out=$(docker exec "$CTR" baton check -c /etc/baton/baton.yaml 2>&1) || fail "docker exec CONTAINER baton check: $out"
   say "baton runs as uid $uid; \`docker exec $CTR baton check\` -> $out"
+  # tini is PID 1 and baton's supervisor its child, with a controller and a worker below.
+  local pid1 procs
+  pid1=$(docker exec "$CTR" cat /proc/1/comm) || fail "cannot read PID 1 in the container"
+  [[ "$pid1" == tini ]] || fail "PID 1 in the container is \"$pid1\", not tini"
+  procs=$(docker exec "$CTR" node -e 'fetch(process.env.BATON_ADMIN + "/v1/processes").then(r => r.json()).then(p => console.log(`supervisor ${p.supervisor.pid}, controllers ${p.controllers.length}, workers ${p.workers.length}`))') ||
+    fail "GET /v1/processes in the container failed"
+  [[ "$procs" == *"controllers 1, workers 1"* ]] || fail "unexpected processes: $procs"
+  say "PID 1 is tini; $procs"
 }
 
 check_healthy () {
@@ -311,6 +320,11 @@ check_demo () {
   [[ "$out" == *serving* ]] || fail "baton status shows no serving instance: $out"
   say "demo: baton status ->"
   printf '%s\n' "$out" | sed 's/^/  | /'
+  # An upgrade of baton in place (the same code): the instances stay, the generation grows.
+  out=$(docker exec "$DEMO_CTR" baton upgrade 2>&1) || fail "docker exec $DEMO_CTR baton upgrade: $out"
+  [[ "$out" == *"baton upgraded: generation 2"* ]] || fail "baton upgrade in the container printed: $out"
+  say "demo: baton upgrade -> $(printf '%s' "$out" | tail -n1)"
+  demo_answers "http://127.0.0.1:8080/after-upgrade" || fail "the demo pool does not answer after the upgrade"
   docker stop -t 30 "$DEMO_CTR" >/dev/null
   code=$(docker inspect -f '{{.State.ExitCode}}' "$DEMO_CTR")
   [[ "$code" == 0 ]] || fail "baton with the demo pool exited $code on docker stop, expected 0"

@@ -13,7 +13,15 @@ const strategyKeys = rolloutSchema.omit({ historyLimit: true }).shape
 type Overrides = { [K in keyof typeof strategyKeys]: z.ZodOptional<ReturnType<(typeof strategyKeys)[K]['unwrap']>> }
 const strategyBody = z.strictObject(Object.fromEntries(
   Object.entries(strategyKeys).map(([k, s]) => [k, s.unwrap().optional()])
-) as Overrides)
+) as Overrides).superRefine((s, ctx) => {
+  // As in a config (check.ts): a canary's weights must not go down.
+  const steps = s.canary?.steps ?? []
+  for (let i = 1; i < steps.length; i++) {
+    if (steps[i].weight < steps[i - 1].weight) {
+      ctx.addIssue({ code: 'custom', path: ['canary', 'steps', i, 'weight'], message: `weights must not go down from step to step (the one before has ${steps[i - 1].weight})` })
+    }
+  }
+})
 
 /** Admin request bodies, validated with the same schema pieces as the config. */
 export const rolloutBody = z.strictObject({

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { Server as NetServer, type AddressInfo } from 'node:net'
 import { log } from '../log.js'
 import { tokenMatches } from './auth.js'
 import { AdminError, answerOf } from './errors.js'
@@ -23,6 +23,8 @@ const BODY_LIMIT = 64 * 1024
 export class AdminServer {
   private readonly routes = new Router<Entry>()
   private server: Server | undefined
+  /** Once stopAccepting: every answer closes its connection, so clients move to the next controller. */
+  private retiring = false
   token: string | undefined
 
   constructor (token: string | undefined) {
@@ -41,17 +43,39 @@ export class AdminServer {
     return this
   }
 
-  async listen (host: string, port: number): Promise<{ host: string, port: number }> {
+  /** Listens on host:port, or accepts on `handle`, a socket the supervisor bound (src/supervisor/listeners.ts). */
+  async listen (host: string, port: number, handle?: object): Promise<{ host: string, port: number }> {
     const server = createServer((req, res) => { void this.handle(req, res) })
     server.keepAliveTimeout = ADMIN_KEEP_ALIVE_MS
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(port, host, () => { server.off('error', reject); resolve() })
+      const done = (): void => { server.off('error', reject); resolve() }
+      if (handle !== undefined) server.listen(handle, done)
+      else server.listen(port, host, done)
     })
     this.server = server
     const addr = server.address() as AddressInfo
     log('info', 'admin listening', { host, port: addr.port })
     return { host, port: addr.port }
+  }
+
+  /**
+   * Stops accepting on this process's copy of the listener only: requests
+   * under way finish, keep-alive connections close after their next answer.
+   * (An upgrade: the next controller accepts on the same socket.)
+   */
+  stopAccepting (): void {
+    const s = this.server
+    if (s === undefined) return
+    this.retiring = true
+    NetServer.prototype.close.call(s)
+  }
+
+  /** Connections still open (after stopAccepting: how many are left to finish). */
+  async connections (): Promise<number> {
+    const s = this.server
+    if (s === undefined) return 0
+    return await new Promise(resolve => s.getConnections((_err, n) => resolve(n)))
   }
 
   async close (): Promise<void> {
@@ -65,6 +89,7 @@ export class AdminServer {
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.retiring) res.shouldKeepAlive = false
     const path = (req.url ?? '/').split('?')[0]
     const method = req.method ?? ''
     try {

@@ -1,4 +1,4 @@
-import type { PoolSecond, PoolTraffic } from '../metrics/timeline.js'
+import { byVersion, type PoolSecond, type PoolTraffic } from '../metrics/timeline.js'
 import { quantile, Slot, type SecondCounts } from '../metrics/traffic.js'
 
 /**
@@ -53,7 +53,7 @@ function versionSecond (version: string, s: SecondCounts): VersionSecond {
 function eventOf (pool: string, t: number, second: PoolSecond | undefined): TrafficEvent {
   const versions: VersionSecond[] = []
   if (second !== undefined) {
-    for (const [version, c] of second.byVersion) versions.push(versionSecond(version, c))
+    for (const [version, c] of byVersion(second)) versions.push(versionSecond(version, c))
     if (second.unanswered.counts[Slot.Requests] > 0) versions.push(versionSecond('', second.unanswered))
   }
   return { type: 'traffic', pool, t: t * 1000, versions }

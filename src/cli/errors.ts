@@ -11,6 +11,7 @@ export type CliErrorCode =
   | 'BATON_ERR_CLI_LOST' // a watch lost the admin API
   | 'BATON_ERR_CLI_REPORT_GONE' // the pool of the rollout is gone, and its traffic with it
   | 'BATON_ERR_CLI_WRITE' // a file could not be written
+  | 'BATON_ERR_CLI_UPGRADE_FAILED' // an upgrade of baton began and failed (the old generation serves on)
 
 /**
  * A failure the CLI reports as one line on stderr (`baton: MESSAGE`) with

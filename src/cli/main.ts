@@ -2,20 +2,21 @@
 import { existsSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { ConfigError, formatProblem, formatWarning } from '../config/errors.js'
-import { log } from '../log.js'
+import { log, setLogFields } from '../log.js'
 import { CliError } from './errors.js'
 import { registerControl } from './commands/control.js'
 import { registerReload } from './commands/reload.js'
 import { registerReport } from './commands/report.js'
 import { registerRollout } from './commands/rollout.js'
 import { registerStatus } from './commands/status.js'
+import { registerUpgrade } from './commands/upgrade.js'
 
 /**
  * The proxy and the config loader load only for `start` and `check`, so that
  * the client commands start in a fraction of the time.
  */
 async function server () {
-  return { ...await import('../baton.js'), ...await import('../config/load.js') }
+  return { ...await import('../supervisor/supervisor.js'), ...await import('../config/load.js'), ...await import('../config/workers.js') }
 }
 
 /** `./baton.yaml`, else `config/baton.yaml` (README "Command line"). */
@@ -55,10 +56,10 @@ program.command('check')
   })
 
 program.command('start')
-  .description('run the proxy, the admin API and the orchestrator in the foreground')
+  .description('run the proxy, the admin API and the orchestrator in the foreground (the supervisor of baton\'s processes)')
   .option('-c, --config <file>', 'config file (default ./baton.yaml, else config/baton.yaml)')
   .action(async (opts: { config?: string }) => {
-    const { Baton, isLoopback, loadConfigFile } = await server()
+    const { Supervisor, isLoopback, loadConfigFile, workerCount } = await server()
     const file = opts.config ?? defaultConfigFile()
     let config
     try {
@@ -72,7 +73,8 @@ program.command('start')
     if (!isLoopback(config.admin.host) && config.admin.token === undefined) {
       fail('the admin API listens off loopback without admin.token; refusing to start')
     }
-    const baton = new Baton(config)
+    setLogFields({ proc: 'supervisor' })
+    const baton = new Supervisor(config, workerCount(config))
     let stopping = false
     const stop = (signal: string): void => {
       if (stopping) return
@@ -85,13 +87,10 @@ program.command('start')
     }
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))
-    // SIGHUP re-reads the config, like nginx -s reload; a bad file changes nothing.
-    process.on('SIGHUP', () => {
-      baton.reload().catch((err: Error) => {
-        const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : undefined
-        log('error', 'reload refused; the running config is unchanged', { error: err.message.split('\n')[0], problems })
-      })
-    })
+    // SIGHUP re-reads the config, like nginx -s reload: the controller does it; a bad file changes nothing.
+    process.on('SIGHUP', () => baton.reload())
+    // SIGUSR2 upgrades baton itself, like nginx's binary upgrade (README "Upgrading baton").
+    process.on('SIGUSR2', () => baton.upgrade())
     try {
       await baton.start()
     } catch (err) {
@@ -108,6 +107,7 @@ registerStatus(program)
 registerControl(program)
 registerReload(program)
 registerReport(program)
+registerUpgrade(program)
 
 try {
   await program.parseAsync(process.argv)

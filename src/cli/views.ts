@@ -13,12 +13,16 @@ export type InstanceView = Omit<ServedInstance, 'state' | 'failure'> & { state: 
 export type PoolView = Omit<ServedPool, 'kind' | 'instances' | 'revisions'> & { kind?: string, instances: InstanceView[] }
 
 /** A rollout as the CLI reads it; the report carries the batches the engine counted (newer batons). */
-export type RolloutView = Omit<ServedRollout, 'fromVersion' | 'toVersion' | 'direction' | 'status'> & {
+export type RolloutView = Omit<ServedRollout, 'fromVersion' | 'toVersion' | 'direction' | 'status' | 'strategy' | 'step' | 'weight' | 'analysis'> & {
   fromVersion?: string
   toVersion?: string
   direction?: string
   status: string
   report?: { batches?: Array<{ batch: number }> } | null
+  strategy?: string
+  step?: number
+  weight?: number
+  analysis?: ServedRollout['analysis']
 }
 
 const FINISHED = new Set(['succeeded', 'failed', 'rolled_back', 'aborted'])
@@ -42,6 +46,14 @@ export function statusWords (v: RolloutView): string {
     case 'aborted': return 'aborted'
     default: return v.status
   }
+}
+
+/** Where a canary or blue-green stands: `step 2/3, 25% to v2`; empty for a rolling update (or an older baton). */
+export function stepWords (v: RolloutView): string {
+  if (v.strategy === undefined || v.strategy === 'rolling') return ''
+  const to = v.toVersion ?? `revision ${v.toRevision}`
+  const step = v.strategy === 'canary' ? `step ${v.step ?? 0}, ` : v.step === 1 ? 'switched, ' : 'not switched yet, '
+  return `${step}${v.weight ?? 0}% to ${to}`
 }
 
 export const enc = encodeURIComponent

@@ -4,7 +4,7 @@ import { MultiBar, type SingleBar } from 'cli-progress'
 import { CliError, type AdminClient } from './client.js'
 import { formatElapsed } from './format.js'
 import type { SseMessage } from './sse.js'
-import { enc, isOver, revisionLabel, statusWords, type PoolView, type RolloutView } from './views.js'
+import { enc, isOver, revisionLabel, statusWords, stepWords, type PoolView, type RolloutView } from './views.js'
 
 /** The fallback poll of the rollout when no event comes. */
 const POLL_MS = 1_000
@@ -178,7 +178,7 @@ export class RolloutWatcher {
     this.out.write(what + '\n')
     this.multi = new MultiBar({
       stream: this.out,
-      format: '{pool} [{bar}] {value}/{total} updated | batch {batch} | {status} | {duration_formatted}',
+      format: '{pool} [{bar}] {value}/{total} updated | batch {batch} | {status}{steps} | {duration_formatted}',
       barsize: 30,
       hideCursor: !forced,
       clearOnComplete: false,
@@ -187,7 +187,7 @@ export class RolloutWatcher {
       noTTYOutput: forced,
       notTTYSchedule: FORCED_REDRAW_MS
     })
-    this.bar = this.multi.create(v.total, v.updated, { pool: v.pool, batch: this.batchLabel(), status: statusWords(v) })
+    this.bar = this.multi.create(v.total, v.updated, { pool: v.pool, batch: this.batchLabel(), status: statusWords(v), steps: barSteps(v) })
   }
 
   /** Prints what is new in the view: its event messages and its progress. */
@@ -202,10 +202,11 @@ export class RolloutWatcher {
       if (this.multi !== undefined) this.multi.log(`${e.message}\n`)
       else this.line(e.message)
     }
-    const progress = `${v.updated}/${v.total} updated`
+    const steps = stepWords(v)
+    const progress = `${v.updated}/${v.total} updated${steps === '' ? '' : `; ${steps}`}`
     if (this.bar !== undefined) {
       this.bar.setTotal(v.total)
-      this.bar.update(v.updated, { batch: this.batchLabel(), status: statusWords(v) })
+      this.bar.update(v.updated, { batch: this.batchLabel(), status: statusWords(v), steps: barSteps(v) })
     } else if (progress !== this.lastProgress && !isOver(v)) {
       this.line(`progress: ${progress}${v.direction === 'back' ? ' (rolling back)' : ` (batch ${this.batchLabel()})`}`)
     }
@@ -223,6 +224,12 @@ export class RolloutWatcher {
   private line (text: string): void {
     this.out.write(`[${formatElapsed(Date.now() - this.t0).padStart(6)}] ${text}\n`)
   }
+}
+
+/** The bar's step field: ` | step 2, 25% to v2`, or nothing for a rolling update. */
+function barSteps (v: RolloutView): string {
+  const words = stepWords(v)
+  return words === '' ? '' : ` | ${words}`
 }
 
 /** How a watched rollout ended: a line on stdout and exit 0 on success, else a CliError (exit 1). */

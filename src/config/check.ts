@@ -1,5 +1,6 @@
 import { resolveScaled } from './duration.js'
-import { adminSchema, listenerSchema, poolSchema, rolloutSchema } from './schema.js'
+import { adminSchema, canaryStepSchema, listenerSchema, poolSchema, rolloutSchema } from './schema.js'
+import { canaryInstances } from '../rollout/planner.js'
 import type { PathSegment } from './source.js'
 
 /**
@@ -138,6 +139,15 @@ function checkPool (name: string, raw: unknown, report: Report): void {
     report(['pools', name, 'readiness', 'timeout'], 'the probe timeout is longer than startTimeout')
   }
   const r = asMap(p.rollout) ?? {}
+  const strategy = rolloutSchema.shape.strategy.safeParse(r.strategy).data
+  const canary = rolloutSchema.shape.canary.safeParse(r.canary).data
+  if (strategy === 'canary' && r.canary === undefined) {
+    report(['pools', name, 'rollout', 'canary'], 'is required with strategy: canary (its steps: - { weight: 5, pause: 30s })', { at: ['pools', name, 'rollout', 'strategy'] })
+  }
+  if (kinds[0] === 'servers' && strategy !== undefined && strategy !== 'rolling') {
+    report(['pools', name, 'rollout', 'strategy'], `${strategy} is for managed pools (process: or docker:): static servers are not rolled out`)
+  }
+  checkWeights(asMap(r.canary)?.steps, ['pools', name, 'rollout', 'canary', 'steps'], report)
   const maxSurge = rolloutSchema.shape.maxSurge.safeParse(r.maxSurge).data
   const maxUnavailable = rolloutSchema.shape.maxUnavailable.safeParse(r.maxUnavailable).data
   if (kinds[0] === 'servers' || size === undefined || maxSurge === undefined || maxUnavailable === undefined) return
@@ -150,10 +160,30 @@ function checkPool (name: string, raw: unknown, report: Report): void {
   const ports = kinds[0] === 'docker'
     ? (docker?.network === 'host' ? poolSchema.shape.docker.unwrap().shape.ports.safeParse(docker.ports).data : undefined)
     : poolSchema.shape.process.safeParse(p.process).data?.ports
-  if (ports !== undefined && ports.to - ports.from + 1 < size + surge) {
+  // What runs at once beside the size: the surge; a canary's largest step; a blue-green's whole new set.
+  const extra = strategy === 'blueGreen'
+    ? { n: size, why: 'size × 2 (strategy: blueGreen)' }
+    : strategy === 'canary' && canary !== undefined && canaryInstances(size, Math.max(...canary.steps.map(st => st.weight))) > surge
+      ? { n: canaryInstances(size, Math.max(...canary.steps.map(st => st.weight))), why: 'size + the largest canary step' }
+      : { n: surge, why: 'size + maxSurge' }
+  if (ports !== undefined && ports.to - ports.from + 1 < size + extra.n) {
     report(['pools', name, kinds[0], 'ports'],
-      `the range has ${plural(ports.to - ports.from + 1, 'port')} but size + maxSurge needs ${size + surge}`)
+      `the range has ${plural(ports.to - ports.from + 1, 'port')} but ${extra.why} needs ${size + extra.n}`)
   }
+}
+
+/** A canary's weights must not go down from one step to the next (each valid step against the last valid one). */
+function checkWeights (steps: unknown, path: PathSegment[], report: Report): void {
+  if (!Array.isArray(steps)) return
+  let last: number | undefined
+  steps.forEach((raw, i) => {
+    const weight = canaryStepSchema.shape.weight.safeParse(asMap(raw)?.weight).data
+    if (weight === undefined) return
+    if (last !== undefined && weight < last) {
+      report([...path, i, 'weight'], `weights must not go down from step to step (the one before has ${last})`)
+    }
+    last = weight
+  })
 }
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`

@@ -3,6 +3,15 @@
  * so that the README, `baton check` and the code never disagree.
  */
 export const DEFAULTS = {
+  /** Proxy worker processes (`auto`: one per CPU core). */
+  workers: 1 as number | 'auto',
+  /** Upgrading baton itself (README "Upgrading baton"). */
+  upgrade: {
+    /** The new generation must be serving within this, or it is stopped and the old one goes on. */
+    timeout: 30_000,
+    /** The old generation's open WebSockets and requests get this long, then WebSockets get a 1001 close. */
+    drainTimeout: 30_000
+  },
   /** Host a `listen:` entry binds when it names only a port. */
   listenHost: '0.0.0.0',
   /** Where the admin API listens when `admin.listen` is not given. */
@@ -58,8 +67,11 @@ export const DEFAULTS = {
     startTimeout: 30_000
   },
   rollout: {
+    strategy: 'rolling' as const,
     maxSurge: 1 as number | string,
     maxUnavailable: 0 as number | string,
+    /** Old instances left with only WebSockets that may drain beside a rollout's surge: the pool's size. */
+    maxDraining: '100%' as number | string,
     minReady: 1_000,
     slowStart: 0,
     drainTimeout: 30_000,
@@ -69,6 +81,16 @@ export const DEFAULTS = {
     onFailure: 'rollback' as const,
     /** Rollout records kept per pool; each holds up to 10,000 instance transitions for its report. */
     historyLimit: 50
+  },
+  canary: {
+    /** More steps than this is a config error: a canary is a handful of steps. */
+    maxSteps: 20,
+    /** New-revision requests a step needs before it is judged: none unless set. */
+    minRequests: 0
+  },
+  blueGreen: {
+    /** The old set stays ready this long after the switch, for an instant rollback. */
+    scaleDownDelay: 30_000
   },
   /** Passive ejection of any pool's members, per data plane (like nginx max_fails/fail_timeout). */
   ejection: {

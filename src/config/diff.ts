@@ -10,6 +10,8 @@ export interface ConfigDiff {
   /** Proxy settings changed. */
   proxy: boolean
   adminListen: boolean
+  /** `workers:` changed: it applies at the next upgrade or start. */
+  workers: boolean
   added: string[]
   removed: string[]
   /** Pools present before and after; `rollout` when their process/container spec or version changed. */
@@ -50,6 +52,7 @@ export function diffConfig (a: Config, b: Config): ConfigDiff {
     routes: !same(a.routes, b.routes),
     proxy: !same(a.proxy, b.proxy),
     adminListen: a.admin.host !== b.admin.host || a.admin.port !== b.admin.port,
+    workers: a.workers !== b.workers,
     added: Object.keys(b.pools).filter(n => a.pools[n] === undefined),
     removed: Object.keys(a.pools).filter(n => b.pools[n] === undefined),
     changed

@@ -155,6 +155,8 @@ function normalise (cfg: RawConfig, file: string, certificates: Map<string, Cert
   const admin = cfg.admin.listen
   return {
     file,
+    workers: cfg.workers,
+    upgrade: { timeout: cfg.upgrade.timeout, drainTimeout: cfg.upgrade.drainTimeout },
     listen: cfg.listen.map((l, i) => listenConfig(l, i, certificates)),
     admin: { host: admin.host, port: admin.port, token: cfg.admin.token },
     proxy: {

@@ -8,6 +8,9 @@ import { parseDuration } from './duration.js'
 // Messages are written for the operator reading `baton check`; load.ts adds
 // "is required" / "got ..." and rewrites zod's generic wording (messages.ts).
 
+/** More proxy processes than this is a typo, not a machine: each is a Node process of ~40 MB. */
+const MAX_WORKERS = 256
+
 /** setTimeout overflows past 2^31-1 ms (~24.8 days) and fires at once: cap well below. */
 const MAX_DURATION_MS = 86_400_000
 
@@ -191,11 +194,13 @@ const accessLog = z.strictObject({
     .refine(p => !p.endsWith('/'), 'expected a file path, not a folder')
 }, { error: 'expected a map such as { path: stdout }' })
 
+const routeMatch = z.strictObject({
+  host: z.string().min(1).regex(/^(\*\.)?[A-Za-z0-9_.-]+$/, 'expected a host name, or *.domain').optional(),
+  pathPrefix: z.string().startsWith('/', 'must start with /').optional()
+})
+
 const route = z.strictObject({
-  match: z.strictObject({
-    host: z.string().min(1).regex(/^(\*\.)?[A-Za-z0-9_.-]+$/, 'expected a host name, or *.domain').optional(),
-    pathPrefix: z.string().startsWith('/', 'must start with /').optional()
-  }).prefault({}),
+  match: routeMatch.prefault({}),
   pool: z.string({ error: 'expected a pool name' })
 })
 
@@ -208,10 +213,70 @@ const readiness = z.strictObject({
   startTimeout: positiveDuration.default(DEFAULTS.readiness.startTimeout)
 })
 
+/** A percentage such as `1%` or `0.5%`, as a fraction; a bare number is refused (1 could be 1% or 100%). */
+const percentage = z.union([z.string(), z.number()], { error: 'expected a percentage such as 1%' })
+  .transform((v, ctx) => {
+    if (typeof v === 'number' || !/^\d{1,3}(\.\d+)?%$/.test(v)) {
+      ctx.addIssue({ code: 'custom', message: typeof v === 'number' ? `a bare number is ambiguous: write ${v}%` : 'expected a percentage such as 1% or 0.5%' })
+      return z.NEVER
+    }
+    const pct = Number(v.slice(0, -1))
+    if (pct > 100) {
+      ctx.addIssue({ code: 'custom', message: 'a percentage of at most 100%' })
+      return z.NEVER
+    }
+    return pct / 100
+  })
+
+/** A canary step's pause: a duration, or `manual` (until `baton resume`). */
+const pause = z.union([z.string(), z.number()], { error: 'expected a duration such as 30s, or manual' })
+  .transform((v, ctx): number | 'manual' => {
+    if (v === 'manual') return 'manual'
+    const ms = typeof v === 'string' ? parseDuration(v) : undefined
+    const r = positiveDuration.safeParse(v)
+    if (!r.success) {
+      const message = typeof v === 'string' && ms === undefined ? `"${v}" is neither a duration (such as 30s) nor manual` : `${r.error.issues[0].message} (or manual)`
+      ctx.addIssue({ code: 'custom', message })
+      return z.NEVER
+    }
+    return r.data
+  })
+
+const canaryStep = z.strictObject({
+  weight: z.number({ error: 'expected a percentage of requests (0-100) such as 5' }).min(0, 'must be 0-100').max(100, 'must be 0-100'),
+  pause
+})
+
+const canary = z.strictObject({
+  steps: z.array(canaryStep, { error: 'expected a list of steps such as - { weight: 5, pause: 30s }' })
+    // That weights do not go down is checked in check.ts, on whichever steps are valid.
+    .min(1, 'needs at least one step').max(DEFAULTS.canary.maxSteps, `takes at most ${DEFAULTS.canary.maxSteps} steps`),
+  // Judged at the end of every pause; a limit left out is not checked.
+  analysis: z.strictObject({
+    minRequests: wholeNumber('requests').min(0, 'must not be negative').default(DEFAULTS.canary.minRequests),
+    maxErrorRate: percentage.optional(),
+    maxP99Ratio: z.number({ error: 'expected a ratio such as 1.5' }).positive('must be greater than 0').optional()
+  }).prefault({}),
+  header: z.string({ error: 'expected a header name such as x-baton-canary' })
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name such as x-baton-canary')
+    .transform(h => h.toLowerCase()).optional()
+})
+
+const blueGreen = z.strictObject({
+  // A route to the new revision before the switch, checked before routes:.
+  previewRoute: routeMatch.refine(m => m.host !== undefined || m.pathPrefix !== undefined, 'needs a host or a pathPrefix').optional(),
+  scaleDownDelay: duration.default(DEFAULTS.blueGreen.scaleDownDelay)
+})
+
 const rollout = z.strictObject({
+  strategy: z.enum(['rolling', 'canary', 'blueGreen'], { error: 'expected rolling, canary or blueGreen' }).default(DEFAULTS.rollout.strategy),
+  canary: canary.optional(),
+  blueGreen: blueGreen.prefault({}),
   maxSurge: scaled.default(DEFAULTS.rollout.maxSurge),
   // Like Kubernetes: a surge may exceed 100%, unavailability may not.
   maxUnavailable: scaledUpTo(100).default(DEFAULTS.rollout.maxUnavailable),
+  // Draining instances that hold only upgraded connections no longer count against maxSurge, up to this many.
+  maxDraining: scaled.default(DEFAULTS.rollout.maxDraining),
   minReady: duration.default(DEFAULTS.rollout.minReady),
   slowStart: duration.default(DEFAULTS.rollout.slowStart),
   drainTimeout: duration.default(DEFAULTS.rollout.drainTimeout),
@@ -284,7 +349,21 @@ const pool = z.strictObject({
 
 const poolName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'pool names use letters, digits, - and _ (at most 63, starting with a letter or digit)')
 
+/** Proxy worker processes: a count, or `auto` for one per CPU core (SPEC §6). */
+const workers = z.union([
+  z.literal('auto'),
+  wholeNumber('workers').min(1, 'at least 1').max(MAX_WORKERS, `at most ${MAX_WORKERS}`)
+], { error: 'expected a number of workers or auto' }).default(DEFAULTS.workers)
+
+/** Upgrading baton itself (SPEC §7). */
+const upgrade = z.strictObject({
+  timeout: positiveDuration.default(DEFAULTS.upgrade.timeout),
+  drainTimeout: duration.default(DEFAULTS.upgrade.drainTimeout)
+})
+
 export const configSchema = z.strictObject({
+  workers,
+  upgrade: upgrade.prefault({}),
   listen: z.array(listener, { error: 'expected a list of listeners such as - port: 8080' }).min(1, 'at least one listener'),
   admin: admin.prefault({}),
   proxy: proxy.prefault({}),
@@ -299,9 +378,11 @@ export type RawConfig = z.output<typeof configSchema>
 export type RawPool = z.output<typeof pool>
 export type ReadinessSpec = z.output<typeof readiness>
 export type RolloutSpec = z.output<typeof rollout>
+export type CanarySpec = z.output<typeof canary>
+export type BlueGreenSpec = z.output<typeof blueGreen>
 export type ProcessSpec = z.output<typeof processSpec>
 export type DockerSpec = z.output<typeof dockerSpec>
 export {
-  rollout as rolloutSchema, env as envSchema, scaled as scaledSchema, duration as durationSchema,
+  rollout as rolloutSchema, canaryStep as canaryStepSchema, env as envSchema, scaled as scaledSchema, duration as durationSchema,
   pool as poolSchema, listener as listenerSchema, admin as adminSchema, route as routeSchema
 }

@@ -1,7 +1,7 @@
 import type { ConfigProblem } from './errors.js'
-import type { DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec } from './schema.js'
+import type { BlueGreenSpec, CanarySpec, DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec } from './schema.js'
 
-export type { DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec }
+export type { BlueGreenSpec, CanarySpec, DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec }
 
 export type TlsVersion = 'TLSv1.2' | 'TLSv1.3'
 
@@ -90,9 +90,19 @@ export interface StaticPoolConfig extends PoolCommon {
 export type ManagedPoolConfig = ProcessPoolConfig | DockerPoolConfig
 export type PoolConfig = ManagedPoolConfig | StaticPoolConfig
 
+export interface UpgradeConfig {
+  /** ms the new generation has to be serving. */
+  timeout: number
+  /** ms the old generation's requests and WebSockets get before it exits. */
+  drainTimeout: number
+}
+
 export interface Config {
   /** The file this was read from (for reload and error messages). */
   file: string
+  /** Proxy worker processes; `auto` is one per CPU core (see workerCount). */
+  workers: number | 'auto'
+  upgrade: UpgradeConfig
   listen: ListenConfig[]
   admin: { host: string, port: number, token?: string }
   proxy: ProxyConfig

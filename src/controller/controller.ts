@@ -4,7 +4,7 @@ import { DEFAULTS } from '../config/defaults.js'
 import { diffConfig } from '../config/diff.js'
 import type { Config, PoolConfig, RolloutSpec } from '../config/types.js'
 import { DockerDriver } from '../driver/docker/driver.js'
-import { ProcessDriver } from '../driver/process.js'
+import { ProcessDriver, type Spawner } from '../driver/process.js'
 import type { Driver } from '../driver/types.js'
 import { PoolTraffic } from '../metrics/timeline.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
@@ -18,13 +18,16 @@ import { ManagedPool, type PoolEvent } from './managed-pool.js'
 import { ControllerMetrics } from './metrics.js'
 import { RolloutHistory } from './rollout-history.js'
 import { ManagedRuntime, StaticRuntime, type MemberInfo, type PoolRuntime } from './runtimes.js'
-import { StateFile } from './state-file.js'
+import type { ControllerState, PoolState } from '../supervisor/protocol.js'
 import { StaticMembers } from './static-members.js'
 import { ServingTable } from './table.js'
 
 /** An instance or server as GET /v1/pools shows it. */
 export interface InstanceView extends Omit<MemberInfo, 'startedAt'> {
+  /** Requests and upgraded connections in flight. */
   inflight: number
+  /** Of those, upgraded connections (WebSockets). */
+  upgrades: number
   requests: number
   startedAt: string
 }
@@ -58,7 +61,17 @@ export interface ReloadOutcome {
   warnings?: string[]
 }
 
-export type RolloutAction = 'pause' | 'resume' | 'abort'
+export type RolloutAction = 'pause' | 'resume' | 'abort' | 'promote'
+
+export interface ControllerDeps {
+  link: DataPlaneLink
+  /** Who runs process instances (the supervisor, under `baton start`). */
+  spawner: Spawner
+  /** A previous controller's state: its instances are adopted, not restarted. */
+  handover?: ControllerState
+  /** Called (at most once a tick) when what a next controller would adopt from changed. */
+  onState?: () => void
+}
 
 const SECOND_MS = 1_000
 
@@ -77,25 +90,59 @@ export class Controller {
   private readonly traffic = new Map<string, PoolTraffic>()
   private readonly table: ServingTable
   private readonly events = new EventEmitter()
-  private readonly stateFile: StateFile
   private ticketRotation: NodeJS.Timeout | undefined
+  private readonly link: DataPlaneLink
+  /** Set while an upgrade of baton is under way: reads are answered, changes refused. */
+  private frozenBy: string | undefined
+  private stateQueued = false
 
-  constructor (config: Config, private readonly link: DataPlaneLink) {
+  constructor (config: Config, private readonly deps: ControllerDeps) {
     this.config = config
+    this.link = deps.link
     this.events.setMaxListeners(0)
-    this.stateFile = new StateFile(config.file)
-    this.table = new ServingTable(link, config)
-    link.connect({ idle: id => this.table.idleReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
+    this.table = new ServingTable(this.link, config)
+    this.link.connect({ idle: id => this.table.idleReported(id), quiet: id => this.table.quietReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
     this.metrics.readFrom(() => this.instanceReadings())
   }
 
-  /** Stops what an earlier run left, starts every pool; resolves once each can serve (or its startTimeout passed). */
+  /** Starts (or, handed over, adopts) every pool; resolves once each can serve (or its startTimeout passed). */
   async start (): Promise<void> {
-    await this.stateFile.stopLeftovers()
     await this.table.configure(this.config)
     this.ticketRotation = setInterval(() => { void this.table.rotateTicketKey() }, DEFAULTS.tls.ticketKeyRotation).unref()
     for (const pc of Object.values(this.config.pools)) this.addPool(pc)
+    this.started = true
     await Promise.all([...this.runtimes.values()].map(async r => await r.started()))
+  }
+
+  /** Pools were added by start(): later ones come from a reload. */
+  private started = false
+
+  /** What a next controller needs to adopt every instance (sent to the supervisor on every change). */
+  snapshot (): ControllerState {
+    return { pools: [...this.runtimes.values()].flatMap(r => r.managed === undefined ? [] : [r.managed.snapshot()]) }
+  }
+
+  /**
+   * An upgrade of baton begins (README "Upgrading baton"): refused while a
+   * rollout runs; else nothing is started or stopped from now on and changes
+   * are refused until thaw (or until this controller exits).
+   */
+  freeze (why: string): ControllerState {
+    const running = this.runningRollouts()
+    if (running.length > 0) throw new ControllerError('BATON_ERR_UPGRADE_ROLLOUT', `a rollout is in progress (${running.join(', ')}): upgrade baton once it has finished`)
+    this.frozenBy = why
+    for (const r of this.runtimes.values()) r.managed?.freeze()
+    return this.snapshot()
+  }
+
+  thaw (): void {
+    this.frozenBy = undefined
+    for (const r of this.runtimes.values()) r.managed?.thaw()
+  }
+
+  /** The ids of the rollouts running now, in any pool. */
+  runningRollouts (): string[] {
+    return [...this.runtimes.values()].flatMap(r => r.managed?.rollout?.active === true ? [r.managed.rollout.id] : [])
   }
 
   /** Stops every pool's instances in the stopping order, in parallel. */
@@ -154,6 +201,7 @@ export class Controller {
   // ── rollouts ───────────────────────────────────────────────────────────
 
   startRollout (poolName: string, req: RolloutRequest): RolloutView {
+    this.refuseWhileFrozen()
     const m = this.managed(poolName)
     const pc = this.runtime(poolName).config
     if (req.strategy !== undefined) {
@@ -161,13 +209,20 @@ export class Controller {
       if (resolveScaled(s.maxSurge, pc.size, 'up') === 0 && resolveScaled(s.maxUnavailable, pc.size, 'down') === 0) {
         throw new ControllerError('BATON_ERR_STRATEGY_STUCK', `bad request body: strategy: maxSurge ${String(s.maxSurge)} with maxUnavailable ${String(s.maxUnavailable)} for ${pc.size} instance(s): the rollout could never move`)
       }
+      if (s.strategy === 'canary' && s.canary === undefined) {
+        throw new ControllerError('BATON_ERR_STRATEGY_INCOMPLETE', `bad request body: strategy: a canary needs canary.steps, and pool "${poolName}" has none in its config`)
+      }
     }
     this.refuseWhileRunning(m)
     return m.startRollout({ version: req.version, env: req.env, command: req.command, image: req.image }, req.strategy ?? {}).view()
   }
 
+  /** Rolls back to the previous revision; a blue-green rollout within its scaleDownDelay switches back instead (SPEC §9). */
   rollback (poolName: string): RolloutView {
+    this.refuseWhileFrozen()
     const m = this.managed(poolName)
+    const switched = m.switchBack()
+    if (switched !== undefined) return switched.view()
     this.refuseWhileRunning(m)
     const r = m.rollbackToPrevious()
     if (r === undefined) throw new ControllerError('BATON_ERR_NO_PREVIOUS_REVISION', `pool "${poolName}" has no previous revision to roll back to`)
@@ -175,12 +230,18 @@ export class Controller {
   }
 
   control (id: string, action: RolloutAction): RolloutView {
+    this.refuseWhileFrozen()
     const r = this.rolloutById(id)
     if (!r.active) throw new ControllerError('BATON_ERR_ROLLOUT_FINISHED', `rollout ${id} has finished (${r.status})`)
     const m = this.managed(r.pool)
     if (action === 'pause') m.pauseRollout()
     else if (action === 'resume') m.resumeRollout()
-    else m.abortRollout()
+    else if (action === 'abort') m.abortRollout()
+    else if (!m.promoteRollout()) {
+      throw new ControllerError('BATON_ERR_NOTHING_TO_PROMOTE', r.strategyName === 'canary'
+        ? `rollout ${id} has no step left to skip (${r.direction === 'back' ? 'it is rolling back' : 'its steps are done'})`
+        : `rollout ${id} is ${r.strategyName === 'rolling' ? 'a rolling update' : 'blue-green'}: only a canary has steps to promote past`)
+    }
     return r.view()
   }
 
@@ -211,6 +272,7 @@ export class Controller {
    * or container spec or version changed is rolled out.
    */
   async apply (next: Config): Promise<ReloadOutcome> {
+    this.refuseWhileFrozen()
     const d = diffConfig(this.config, next)
     const prev = this.config
     this.config = next
@@ -264,15 +326,18 @@ export class Controller {
     if (pc.kind === 'static') {
       runtime = new StaticRuntime(pc, new StaticMembers(pc, members))
     } else {
-      const driver: Driver = pc.kind === 'process' ? new ProcessDriver(pc.name, process.cwd(), pc.process.ports) : new DockerDriver(pc.name, pc.docker)
+      const driver: Driver = pc.kind === 'process' ? new ProcessDriver(pc.name, process.cwd(), pc.process.ports, this.deps.spawner) : new DockerDriver(pc.name, pc.docker)
       const managed = new ManagedPool({
         config: pc,
         driver,
         members,
         metrics: this.metrics,
-        emit: e => this.events.emit('event', e),
+        emit: e => { this.events.emit('event', e); this.stateChanged() },
         onRollout: r => this.history.add(r, this.runtimes.get(r.pool)?.config.rollout.historyLimit ?? pc.rollout.historyLimit),
-        onInstances: () => this.saveState()
+        onInstances: () => this.stateChanged(),
+        timeline: () => ({ traffic: this.traffic.get(pc.name), lastSecond: this.lastSecond }),
+        // Only at start: a pool added by a reload has nothing to adopt.
+        handover: this.handoverOf(pc.name)
       })
       runtime = new ManagedRuntime(pc, managed, driver)
     }
@@ -296,6 +361,7 @@ export class Controller {
     const instances = runtime.members().map(i => ({
       ...i,
       inflight: counts.get(i.id)?.inflight ?? 0,
+      upgrades: counts.get(i.id)?.upgrades ?? 0,
       requests: counts.get(i.id)?.requests ?? 0,
       startedAt: new Date(i.startedAt).toISOString()
     }))
@@ -341,9 +407,28 @@ export class Controller {
     for (const [pool, r] of this.runtimes) for (const m of r.members()) yield { pool, version: m.version, state: m.state }
   }
 
-  private saveState (): void {
-    const entries = [...this.runtimes.values()].flatMap(r => r.managed?.instances.flatMap(i =>
-      i.pid === null || i.handle === undefined ? [] : [{ pool: r.config.name, id: i.id, pid: i.pid, port: i.handle.port, version: i.version }]) ?? [])
-    this.stateFile.write(entries)
+  /**
+   * At start after another controller (an upgrade, a restart): the pool's
+   * state it handed over, or an empty one, so that the pool adopts what
+   * runs rather than starting anew. A pool added by a reload has nothing to adopt.
+   */
+  private handoverOf (pool: string): PoolState | undefined {
+    const h = this.deps.handover
+    if (h === undefined || this.started) return undefined
+    return h.pools.find(p => p.name === pool) ?? { name: pool, revisions: [], target: 0, instances: [] }
+  }
+
+  private refuseWhileFrozen (): void {
+    if (this.frozenBy !== undefined) throw new ControllerError('BATON_ERR_UPGRADE_RUNNING', `${this.frozenBy}: try again once it has ended`)
+  }
+
+  /** Tells deps.onState once per tick, however many instances changed in it. */
+  private stateChanged (): void {
+    if (this.stateQueued || this.deps.onState === undefined) return
+    this.stateQueued = true
+    setImmediate(() => {
+      this.stateQueued = false
+      this.deps.onState?.()
+    })
   }
 }

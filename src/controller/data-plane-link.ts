@@ -28,11 +28,28 @@ export interface TableMember {
   servingSince: number
 }
 
-/** A share of a pool's requests sent to one revision (canary, blue-green). Reserved: nothing sets it yet. */
+/**
+ * How a pool's requests divide between two revisions during a canary or a
+ * blue-green rollout: each data plane first picks the revision, by a smooth
+ * weighted round-robin of `weight` (so 5 % is 5 % in every data plane,
+ * whatever the instance counts), then the balancer within it. Absent: the
+ * balancer over every member, as in a rolling update.
+ */
 export interface TrafficSplit {
-  revision: number
-  /** Percent of requests, 0-100. */
+  /** The revision the pool is leaving: it takes the rest (every member not of `canary`). */
+  stable: number
+  /** The revision being rolled out. */
+  canary: number
+  /** Percent of requests (0-100) sent to `canary`. */
   weight: number
+  /** Requests with this header (lower-case name) set to `always` go to `canary` only, `never` to `stable` only. */
+  header?: string
+}
+
+/** A route of the table: the config's, or one the controller adds (a blue-green previewRoute, pinned to a revision). */
+export interface TableRoute extends RouteConfig {
+  /** Requests on this route go to members of this revision only. */
+  revision?: number
 }
 
 export interface PoolTable {
@@ -84,7 +101,8 @@ export interface TableSnapshot {
   /** Grows with every publish: a data plane never applies an older one over a newer one. */
   version: number
   proxy: ProxyConfig
-  routes: RouteConfig[]
+  /** In order, first match wins; routes pinned to a revision come first. */
+  routes: TableRoute[]
   pools: PoolTable[]
   /** Every listener of the config; absent, each listener is plain HTTP (a table made by hand in a test). */
   listeners?: ListenerTable[]
@@ -101,6 +119,8 @@ export interface MemberCounts {
   id: string
   /** Requests and upgraded connections in flight. */
   inflight: number
+  /** Of those, upgraded connections (WebSockets), their handshake included. */
+  upgrades: number
   /** Requests answered over its life. */
   requests: number
 }
@@ -109,6 +129,12 @@ export interface MemberCounts {
 export interface DataPlaneReports {
   /** A member that left the table has nothing in flight any more (in every data plane). */
   idle: (memberId: string) => void
+  /**
+   * A member that left the table has no HTTP request in flight any more, but
+   * upgraded connections still open (in every data plane): it keeps draining
+   * them, and a rollout no longer waits on it (`rollout.maxDraining`).
+   */
+  quiet: (memberId: string) => void
   /**
    * The traffic of epoch second `second`, per pool that had any, once the
    * second is over; sent every second, empty or not, so that the controller

@@ -20,6 +20,8 @@ export interface InstanceDeps {
   onChange: (i: Instance, previous: InstanceState) => void
   /** Called when a start was retried on another port: a new process (pid, port) runs it now. */
   onRespawn?: (i: Instance) => void
+  /** Called when, draining, it has no HTTP request left but upgraded connections (see `upgradesOnly`). */
+  onUpgradesOnly?: (i: Instance) => void
 }
 
 /**
@@ -35,6 +37,11 @@ export class Instance {
   readyAt = 0
   /** Why it failed, for status and the rollout's error. */
   failure: string | undefined
+  /**
+   * Draining with no HTTP request left, only upgraded connections: they stay
+   * until they end or drainTimeout, but a rollout no longer waits on it.
+   */
+  upgradesOnly = false
   readonly createdAt = Date.now()
   /** When its process or container was there to be probed (ms epoch). */
   attachedAt: number | undefined
@@ -42,6 +49,8 @@ export class Instance {
   /** It passed a readiness probe once: an exit after that is never a lost port race. */
   private everReady = false
   private portRetries = 0
+  /** It served before this controller took it over: back at full weight at once, no slow start. */
+  private adopted = false
   private startTimer: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
 
@@ -68,8 +77,9 @@ export class Instance {
    * Takes over a running process or container (just started, or adopted
    * from an earlier run): it is probed before it gets any traffic.
    */
-  attach (h: RunningInstance): void {
+  attach (h: RunningInstance, adopted = false): void {
     this.handle = h
+    this.adopted = adopted
     if (this.state !== 'starting') { // stopped or failed while the driver worked
       void h.stop('SIGKILL', KILL_WAIT_MS)
       return
@@ -132,7 +142,8 @@ export class Instance {
       log('info', 'instance ready', this.fields())
       this.setState('ready')
       // Traffic from the moment readiness passed; minReady is a soak while serving.
-      void this.deps.members.serve({ id: this.id, host: h.host, port: h.port, version: this.version, revision: this.revision.number }).then(() => {
+      void this.deps.members.serve({ id: this.id, host: h.host, port: h.port, version: this.version, revision: this.revision.number }, this.adopted).then(() => {
+        this.adopted = false
         if (this.state === 'ready') this.setState('serving')
       })
     } else if (verdict === 'down' && (this.state === 'serving' || this.state === 'ready')) {
@@ -171,7 +182,12 @@ export class Instance {
       this.setState('draining')
       if (this.handle !== undefined && !wasFailed) {
         await out
-        if (!await this.deps.members.drain(this.id, spec.drainTimeout)) log('warn', 'drain timed out; closed what was left', this.fields())
+        const onQuiet = (): void => {
+          this.upgradesOnly = true
+          log('info', 'instance holds only upgraded connections; they drain on', this.fields())
+          this.deps.onUpgradesOnly?.(this)
+        }
+        if (!await this.deps.members.drain(this.id, spec.drainTimeout, onQuiet)) log('warn', 'drain timed out; closed what was left', this.fields())
       }
       await this.handle?.stop(spec.stopSignal, spec.stopTimeout)
       await this.deps.members.forget(this.id)

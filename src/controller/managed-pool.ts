@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import { resolveScaled } from '../config/duration.js'
-import type { ManagedPoolConfig } from '../config/types.js'
+import type { ManagedPoolConfig, RolloutSpec } from '../config/types.js'
 import { specKey, type Driver, type Revision } from '../driver/types.js'
 import { log } from '../log.js'
 import { CRASH_LOOP_AFTER, judgeFailure, judgeUnready, NO_CRASHES, type CrashRecord, type Verdict } from '../rollout/failures.js'
-import { planRolling, type InstanceState, type Plan } from '../rollout/planner.js'
-import { ID_RANDOM_BYTES, Rollout, type Strategy } from '../rollout/rollout.js'
+import { planRolling, plannerFor, type InstanceState, type Plan, type PlanInstance } from '../rollout/planner.js'
+import { ID_RANDOM_BYTES, resolveStrategy, Rollout, type Strategy } from '../rollout/rollout.js'
 import { Instance } from './instance.js'
+import type { PoolState } from '../supervisor/protocol.js'
 import type { ControllerMetrics } from './metrics.js'
+import { Steering, type TimelineSource } from './steering.js'
 import type { PoolMembers } from './table.js'
 
 /** Revisions a pool remembers for rollback (as Kubernetes' revisionHistoryLimit, default 10). */
@@ -19,7 +20,7 @@ const START_GRACE_MS = 1_000
 
 export type PoolEvent =
   | { type: 'instance', pool: string, instance: string, version: string, revision: number, state: string, reason?: string }
-  | { type: 'rollout', pool: string, rollout: string, status: string, message: string, updated: number, total: number }
+  | { type: 'rollout', pool: string, rollout: string, status: string, message: string, updated: number, total: number, strategy: string, step: number, weight: number }
 
 export interface ManagedDeps {
   config: ManagedPoolConfig
@@ -29,8 +30,15 @@ export interface ManagedDeps {
   emit: (e: PoolEvent) => void
   /** Every rollout as it begins (the controller keeps their records). */
   onRollout: (r: Rollout) => void
-  /** Called when the set of running instances changes (state file). */
+  /** Called when the set of running instances or the revisions change (the state a next controller adopts from). */
   onInstances?: () => void
+  /** The pool's per-second traffic, for a canary step's analysis. */
+  timeline?: () => TimelineSource
+  /**
+   * The state a previous controller handed over (an upgrade of baton, a
+   * restart of the controller): its revisions, and the instances to adopt.
+   */
+  handover?: PoolState
 }
 
 /** What runs, for a revision: the process or the container spec. */
@@ -54,9 +62,12 @@ export class ManagedPool {
   target: Revision
   rollout: Rollout | undefined
   private config: ManagedPoolConfig
+  private readonly steering: Steering
   private crash: CrashRecord = NO_CRASHES
   private wakeTimer: NodeJS.Timeout | undefined
   private closing = false
+  /** An upgrade is under way, or this controller does not serve yet: nothing is started or stopped. */
+  private frozen = false
   private reconciling = false
   private again = false
 
@@ -72,6 +83,30 @@ export class ManagedPool {
     }
     this.revisions = [first]
     this.target = first
+    this.steering = new Steering(this.name, deps.members, deps.timeline ?? (() => ({ traffic: undefined, lastSecond: undefined })))
+    const h = deps.handover
+    // Taking over from another controller: nothing moves until it serves (thaw).
+    this.frozen = h !== undefined
+    if (h !== undefined && h.revisions.length > 0) {
+      this.revisions = h.revisions
+      this.target = h.revisions.find(r => r.number === h.target) ?? h.revisions[h.revisions.length - 1]
+      if (specKey(this.target) !== specKey(first)) {
+        log('warn', 'the config file asks for another version or spec than the pool runs: run baton reload to roll it out', { pool: this.name, runs: this.target.version, config: first.version })
+      }
+    }
+  }
+
+  /** What a next controller needs to adopt this pool's instances without restarting them. */
+  snapshot (): PoolState {
+    return { name: this.name, revisions: this.revisions, target: this.target.number, instances: this.instances.map(i => ({ id: i.id, revision: i.revision.number })) }
+  }
+
+  /** Nothing starts or stops until thaw (the instances' own probes and exits still count). */
+  freeze (): void { this.frozen = true }
+
+  thaw (): void {
+    this.frozen = false
+    this.reconcile()
   }
 
   /** The live instances, then the recently failed ones. */
@@ -85,6 +120,12 @@ export class ManagedPool {
     await this.adoptLeftovers()
     this.reconcile()
     const limit = this.config.readiness.startTimeout + START_GRACE_MS
+    if (this.deps.handover !== undefined) {
+      // Taking over: ready once every adopted instance was probed (or gave
+      // up); the pool is made whole after, once this controller serves.
+      await this.waitFor(() => this.instances.every(i => i.state !== 'starting' && i.state !== 'ready'), limit)
+      return
+    }
     await this.waitFor(() => this.servingCount() >= this.config.size, limit)
   }
 
@@ -97,7 +138,7 @@ export class ManagedPool {
   // ── rollouts ───────────────────────────────────────────────────────────
 
   /** Starts a rollout to a new revision made from the current one and `change`. */
-  startRollout (change: { version?: string, env?: Record<string, string>, command?: string | string[], image?: string }, strategy: Partial<Strategy> = {}): Rollout {
+  startRollout (change: { version?: string, env?: Record<string, string>, command?: string | string[], image?: string }, strategy: Partial<RolloutSpec> = {}): Rollout {
     const from = this.target
     return this.beginRollout(from, this.newRevision({
       version: change.version ?? from.version,
@@ -120,6 +161,7 @@ export class ManagedPool {
     const next: Revision = { number: Math.max(...this.revisions.map(r => r.number)) + 1, ...spec, createdAt: new Date().toISOString() }
     this.revisions.push(next)
     if (this.revisions.length > REVISIONS_KEPT) this.revisions.splice(0, this.revisions.length - REVISIONS_KEPT)
+    this.deps.onInstances?.()
     return next
   }
 
@@ -132,20 +174,25 @@ export class ManagedPool {
     // The previous revision becomes the newest again, as `kubectl rollout undo` does.
     this.revisions.splice(this.revisions.indexOf(prev), 1)
     this.revisions.push(prev)
-    return this.beginRollout(this.target, prev, {})
+    // Back to a revision that served at full size: no steps to judge it by (as Argo Rollouts skips them).
+    return this.beginRollout(this.target, prev, { strategy: 'rolling' })
   }
 
-  private beginRollout (from: Revision, to: Revision, overrides: Partial<Strategy>): Rollout {
-    const spec = { ...this.config.rollout, ...overrides }
-    const strategy: Strategy = {
-      ...spec,
-      surge: resolveScaled(spec.maxSurge, this.config.size, 'up'),
-      unavailable: resolveScaled(spec.maxUnavailable, this.config.size, 'down')
-    }
+  /** Switches a blue-green rollout within its scaleDownDelay back at once (see Rollout.canSwitchBack); undefined when there is none. */
+  switchBack (): Rollout | undefined {
+    const r = this.rollout
+    if (r === undefined || !r.canSwitchBack(Date.now())) return undefined
+    r.rollBack()
+    this.afterRolloutChange()
+    return r
+  }
+
+  private beginRollout (from: Revision, to: Revision, overrides: Partial<RolloutSpec>): Rollout {
+    const strategy = resolveStrategy({ ...this.config.rollout, ...overrides }, this.config)
     const r = new Rollout(this.name, from, to, strategy, this.config.size)
     this.rollout = r
     this.crash = NO_CRASHES
-    r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total }))
+    r.subscribe((_r, e) => this.deps.emit({ type: 'rollout', pool: this.name, rollout: r.id, status: r.status, message: e.message, updated: r.updated, total: r.total, strategy: r.strategyName, step: r.steps?.step ?? 0, weight: r.weight }))
     this.deps.metrics.rolloutInProgress.labels(this.name).set(1)
     this.deps.onRollout(r)
     this.reconcile()
@@ -153,8 +200,21 @@ export class ManagedPool {
   }
 
   pauseRollout (): void { this.rollout?.pause(); this.afterRolloutChange() }
-  resumeRollout (): void { this.rollout?.resume(); this.afterRolloutChange() }
   abortRollout (): void { this.rollout?.abort(); this.afterRolloutChange() }
+
+  /** Resumes; a `pause: manual` step is judged at once. */
+  resumeRollout (): void {
+    const r = this.rollout
+    if (r?.resume() === true) this.steering.judge(r, Date.now())
+    this.afterRolloutChange()
+  }
+
+  /** Canary: skips the remaining steps; false when there is nothing to promote. */
+  promoteRollout (): boolean {
+    const promoted = this.rollout?.promote() === true
+    if (promoted) this.reconcile()
+    return promoted
+  }
 
   private afterRolloutChange (): void {
     const r = this.rollout
@@ -173,7 +233,7 @@ export class ManagedPool {
    * It only decides; instance starts and stops run on their own and call back.
    */
   reconcile (): void {
-    if (this.closing) return
+    if (this.closing || this.frozen) return
     if (this.reconciling) { this.again = true; return }
     this.reconciling = true
     try {
@@ -189,21 +249,27 @@ export class ManagedPool {
   private reconcileOnce (): void {
     const r = this.rollout?.active === true ? this.rollout : undefined
     const now = Date.now()
-    const plan = planRolling({
+    const instances = this.instances.map(i => ({ id: i.id, revision: i.revision.number, state: i.state, readyAt: i.readyAt, upgradesOnly: i.upgradesOnly }))
+    const plan = (r === undefined ? planRolling : plannerFor(r.strategyName))({
       now,
       size: this.config.size,
       current: this.target.number,
       bounds: r?.strategy ?? this.poolStrategy(),
       rollout: r?.planState(),
       backoffUntil: this.crash.backoffUntil,
-      instances: this.instances.map(i => ({ id: i.id, revision: i.revision.number, state: i.state, readyAt: i.readyAt }))
+      instances
     })
-    this.execute(plan, r, now)
+    this.execute(plan, r, now, instances)
   }
 
-  /** Carries a plan out: stops first (their drains belong to the batch before), then the new batch. */
-  private execute (plan: Plan, r: Rollout | undefined, now: number): void {
+  /**
+   * Carries a plan out: the traffic split first (moving all the traffic back
+   * is one table), then stops (their drains belong to the batch before),
+   * then the new batch, then the step the plan asks for.
+   */
+  private execute (plan: Plan, r: Rollout | undefined, now: number, instances: readonly PlanInstance[]): void {
     if (r !== undefined) this.target = plan.target === r.to.number ? r.to : r.from
+    this.steering.apply(plan, r, instances)
     for (const id of plan.stop) {
       const i = this.instances.find(x => x.id === id)
       if (i !== undefined) this.stopInstance(i)
@@ -211,7 +277,14 @@ export class ManagedPool {
     const step = plan.rollout
     if (r !== undefined && step !== undefined) r.record(step, now)
     for (let k = 0; k < plan.start; k++) this.startInstance(this.target)
+    if (r !== undefined) for (let k = 0; k < (plan.startFrom ?? 0); k++) this.startInstance(r.from)
     if (plan.wakeAt !== undefined) this.wakeAt(plan.wakeAt)
+    if (r !== undefined && plan.step !== undefined) {
+      if (this.steering.act(plan.step, r, now)) this.afterRolloutChange()
+      // The step moved the rollout on: plan again at once.
+      else this.again = true
+      return
+    }
     if (r === undefined || step === undefined) return
     if (step.stalled) {
       if (r.direction === 'forward') r.fail(`no progress within progressDeadline (${r.strategy.progressDeadline} ms)`)
@@ -227,12 +300,7 @@ export class ManagedPool {
 
   /** The pool's own bounds, for replacing crashed instances and size changes outside a rollout. */
   private poolStrategy (): Strategy {
-    const spec = this.config.rollout
-    return {
-      ...spec,
-      surge: resolveScaled(spec.maxSurge, this.config.size, 'up'),
-      unavailable: resolveScaled(spec.maxUnavailable, this.config.size, 'down')
-    }
+    return resolveStrategy(this.config.rollout, this.config)
   }
 
   /**
@@ -246,8 +314,15 @@ export class ManagedPool {
       return []
     }) ?? []
     const key = specKey(this.target)
+    const known = new Map(this.revisions.map(r => [specKey(r), r]))
     for (const f of found) {
-      if (f.specKey === key && this.instances.length < this.config.size) {
+      // Handed over by the previous controller: every instance of a revision
+      // it knew is adopted; the planner drains what is too many or too old.
+      const revision = this.deps.handover !== undefined ? known.get(f.specKey) : undefined
+      if (revision !== undefined) {
+        log('info', 'adopting a running instance', { pool: this.name, instance: f.id, version: revision.version, revision: revision.number, address: `${f.handle.host}:${f.handle.port}`, pid: f.handle.pid })
+        this.newInstance(f.id, revision).attach(f.handle, true)
+      } else if (f.specKey === key && this.instances.length < this.config.size) {
         log('info', 'adopting an instance left by an earlier run', { pool: this.name, instance: f.id, address: `${f.handle.host}:${f.handle.port}` })
         const inst = this.newInstance(f.id, this.target)
         inst.attach(f.handle)
@@ -265,7 +340,8 @@ export class ManagedPool {
       readiness: this.config.readiness,
       members: this.deps.members,
       onChange: (i, previous) => this.onInstanceChange(i, previous),
-      onRespawn: () => this.deps.onInstances?.()
+      onRespawn: () => this.deps.onInstances?.(),
+      onUpgradesOnly: () => this.reconcile()
     })
     this.instances.push(inst)
     if (this.rollout?.active === true) this.rollout.mark(id, revision.number, 'starting')
@@ -294,11 +370,16 @@ export class ManagedPool {
     }
     const ref = { id: i.id, version: i.version, revision: i.revision.number }
     const verdict = i.state === 'failed'
-      ? judgeFailure({ ...ref, readyAt: i.readyAt, reason: i.failure ?? 'failed' }, { rollout: r?.planState(), target: this.target.number, crash: this.crash, now: Date.now() })
+      ? judgeFailure({ ...ref, readyAt: i.readyAt, reason: i.failure ?? 'failed' }, { rollout: r?.planState(), target: this.target.number, stable: this.stableRevision(r), crash: this.crash, now: Date.now() })
       : previous === 'serving' && i.state === 'starting' ? judgeUnready(ref, r?.planState()) : undefined
     if (verdict !== undefined && this.apply(verdict, i, r)) return
     this.reconcile()
     this.notify()
+  }
+
+  /** A canary's or blue-green's old set, kept whole beside the new one going forward: its crashes are replaced too. */
+  private stableRevision (r: Rollout | undefined): number | undefined {
+    return r !== undefined && r.strategyName !== 'rolling' && r.direction === 'forward' ? r.from.number : undefined
   }
 
   /** Applies a failure's verdict; true when the rollout turned (which reconciles by itself). */

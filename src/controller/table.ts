@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Config, ListenConfig, PoolConfig } from '../config/types.js'
-import { listenerKeys, type DataPlaneLink, type ListenerTable, type MemberCounts, type PoolTable, type TableMember } from './data-plane-link.js'
+import { listenerKeys, type DataPlaneLink, type ListenerTable, type MemberCounts, type PoolTable, type TableMember, type TableRoute, type TrafficSplit } from './data-plane-link.js'
 
 /** What a pool's members (instances, static servers) do with the data plane, in the order of a stop. */
 export interface PoolMembers {
@@ -15,10 +15,18 @@ export interface PoolMembers {
   /**
    * After withdraw: closes its idle upstream sockets, waits for what is in
    * flight up to `timeoutMs`, then ends what is left. True if it drained.
+   * `onQuiet` is called once no HTTP request is left on it while upgraded
+   * connections are (they drain on).
    */
-  drain: (id: string, timeoutMs: number) => Promise<boolean>
+  drain: (id: string, timeoutMs: number, onQuiet?: () => void) => Promise<boolean>
   /** Stopped: the data plane drops it. */
   forget: (id: string) => Promise<void>
+  /**
+   * How the pool's requests divide between two revisions (canary,
+   * blue-green), and a route pinned to the new one (blue-green's
+   * previewRoute); undefined: none. Applied once the promise resolves.
+   */
+  steer: (split: TrafficSplit | undefined, preview: TableRoute | undefined) => Promise<void>
 }
 
 /** servingSince of a member that takes its full share at once. */
@@ -27,6 +35,8 @@ const FULL_WEIGHT = 0
 interface PoolEntry {
   config: PoolConfig
   members: Map<string, TableMember>
+  split?: TrafficSplit
+  preview?: TableRoute
 }
 
 /**
@@ -44,6 +54,9 @@ export class ServingTable {
   private readonly idle = new Set<string>()
   private readonly idleWaiters = new Map<string, Set<() => void>>()
   private ticketKey = newTicketKey()
+  /** Members that left the table and hold only upgraded connections (reported by the data plane). */
+  private readonly quiet = new Set<string>()
+  private readonly quietWaiters = new Map<string, () => void>()
 
   constructor (private readonly link: DataPlaneLink, config: Config) {
     this.config = config
@@ -81,6 +94,7 @@ export class ServingTable {
         const entry = this.pools.get(pool)
         if (entry === undefined) return
         this.idle.delete(m.id)
+        this.quiet.delete(m.id)
         this.served.add(m.id)
         const alone = [...entry.members.keys()].every(id => id === m.id)
         entry.members.set(m.id, { ...m, servingSince: fullWeight || alone ? FULL_WEIGHT : Date.now() })
@@ -91,9 +105,18 @@ export class ServingTable {
         if (this.pools.get(pool)?.members.delete(id) !== true) return
         await this.publish()
       },
-      drain: async (id, timeoutMs) => await this.drain(id, timeoutMs),
+      drain: async (id, timeoutMs, onQuiet) => await this.drain(id, timeoutMs, onQuiet),
+      steer: async (split, preview) => {
+        const entry = this.pools.get(pool)
+        if (entry === undefined) return
+        entry.split = split
+        entry.preview = preview
+        await this.publish()
+      },
       forget: async id => {
         this.idle.delete(id)
+        this.quiet.delete(id)
+        this.quietWaiters.delete(id)
         this.served.delete(id)
         await this.link.forget(id)
       }
@@ -113,11 +136,24 @@ export class ServingTable {
     for (const w of waiters ?? []) w()
   }
 
-  private async drain (id: string, timeoutMs: number): Promise<boolean> {
+  /** The data plane reports a member that left the table as holding only upgraded connections. */
+  quietReported (id: string): void {
+    this.quiet.add(id)
+    const waiter = this.quietWaiters.get(id)
+    this.quietWaiters.delete(id)
+    waiter?.()
+  }
+
+  private async drain (id: string, timeoutMs: number, onQuiet?: () => void): Promise<boolean> {
     // Never in the table: no data plane has anything of it.
     if (!this.served.has(id)) return true
+    if (onQuiet !== undefined) {
+      if (this.quiet.has(id)) onQuiet()
+      else this.quietWaiters.set(id, onQuiet)
+    }
     const closing = this.link.closeIdle(id)
     const drained = await this.whenIdle(id, timeoutMs)
+    this.quietWaiters.delete(id)
     if (!drained) await this.link.endRemaining(id)
     await closing
     return drained
@@ -142,12 +178,15 @@ export class ServingTable {
       name: e.config.name,
       balance: e.config.balance,
       slowStart: e.config.rollout.slowStart,
-      members: [...e.members.values()]
+      members: [...e.members.values()],
+      ...(e.split === undefined ? {} : { split: e.split })
     }))
+    // Routes pinned to a revision come first: a preview is reached whatever the config's routes say.
+    const previews = [...this.pools.values()].flatMap(e => e.preview === undefined ? [] : [e.preview])
     await this.link.publish({
       version: ++this.version,
       proxy: this.config.proxy,
-      routes: this.config.routes,
+      routes: [...previews, ...this.config.routes],
       pools,
       listeners: listenerTables(this.config.listen),
       ticketKey: this.ticketKey

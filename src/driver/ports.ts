@@ -33,6 +33,11 @@ export class PortAllocator {
     throw new DriverError('BATON_ERR_NO_FREE_PORT', `no free port left in ${this.from}-${this.to}`)
   }
 
+  /** A port an adopted instance holds already: never handed out while it does. */
+  reserve (port: number): void {
+    this.taken.add(port)
+  }
+
   release (port: number): void {
     this.taken.delete(port)
   }

@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process'
-import { createInterface } from 'node:readline'
 import { resolve as resolvePath } from 'node:path'
 import { parse as parseShell } from 'shell-quote'
 import type { ManagedPoolConfig } from '../config/types.js'
 import { log } from '../log.js'
 import { isFree, PortAllocator } from './ports.js'
 import { substitute } from './substitute.js'
-import { DriverError, type Driver, type ExitInfo, type RunningInstance, type StartRequest } from './types.js'
+import { DriverError, specKey, type DiscoveredInstance, type Driver, type ExitInfo, type RunningInstance, type StartRequest } from './types.js'
 
 /** Splits a command string as a shell would (quotes, escapes), refusing shell operators. */
 export function splitCommand (command: string | string[]): string[] {
@@ -22,33 +20,58 @@ export function splitCommand (command: string | string[]): string[] {
 
 /** What the output of an app that could not bind its port says (Node, Go, Python, Java...). */
 const PORT_IN_USE = /EADDRINUSE|address already in use/i
-/** Output lines kept per instance (each cut at 1000 characters) to read why it exited: a stack trace fits. */
-const TAIL_LINES = 50
-/**
- * How long to wait, after the exit, for the last output (a child the app
- * left behind may hold its pipes open; then we read what came).
- */
-const OUTPUT_WAIT_MS = 300
 
-/** Per started process: what lostPortRace needs to tell a lost port from a crash. */
-interface Started {
+/** What to run for one instance: a program, its arguments, where and with what environment. */
+export interface ProcessLaunch {
+  pool: string
+  id: string
+  version: string
+  revision: number
+  specKey: string
+  argv: string[]
+  cwd: string
+  env: Record<string, string>
   port: number
+}
+
+/** How an instance's process ended, once its output was read. */
+export interface LaunchedExit extends ExitInfo {
   spawnFailed: boolean
+  /** Its last lines of output. */
   tail: string[]
-  /** Resolves when the process exited and its output pipes closed. */
-  closed: Promise<void>
+}
+
+/** An instance process, wherever it runs. */
+export interface Launched {
+  pid: number | null
+  port: number
+  id: string
+  specKey: string
+  readonly exited: Promise<LaunchedExit>
+  signal: (signal: NodeJS.Signals) => void
 }
 
 /**
- * Runs instances as child processes. Each gets its own process group (so a
- * stop signal reaches the app behind any wrapper such as npm or sh), a free
- * port from the pool's range, and its output in baton's log.
+ * Who actually runs the processes: under `baton start` the supervisor (over
+ * IPC, src/controller/ipc-spawner.ts), so that instances outlive a
+ * controller and their output pipes stay read across an upgrade.
+ */
+export interface Spawner {
+  spawn: (launch: ProcessLaunch) => Promise<Launched>
+  /** The pool's instances that run already (started by an earlier controller). */
+  running: (pool: string) => Promise<Launched[]>
+}
+
+/**
+ * Runs instances as processes: each gets a free port from the pool's range,
+ * its own process group (a stop signal reaches the app behind any wrapper
+ * such as npm or sh) and its output in baton's log.
  */
 export class ProcessDriver implements Driver {
   private readonly ports: PortAllocator
-  private readonly started = new WeakMap<RunningInstance, Started>()
+  private readonly launched = new WeakMap<RunningInstance, Launched>()
 
-  constructor (private readonly pool: string, private readonly baseDir: string, ports: { from: number, to: number }) {
+  constructor (private readonly pool: string, private readonly baseDir: string, ports: { from: number, to: number }, private readonly spawner: Spawner) {
     this.ports = new PortAllocator(ports.from, ports.to)
   }
 
@@ -61,56 +84,27 @@ export class ProcessDriver implements Driver {
     if (spec === undefined) throw new DriverError('BATON_ERR_PROCESS_SPEC', `pool ${this.pool}: revision ${req.revision.number} has no process spec`)
     const port = await this.ports.allocate()
     const vars = { port, version: req.revision.version }
-    const argv = splitCommand(Array.isArray(spec.command) ? spec.command.map(a => substitute(a, vars)) : substitute(spec.command, vars))
-    const env: NodeJS.ProcessEnv = { ...process.env }
-    for (const [k, v] of Object.entries(spec.env)) env[k] = substitute(v, vars)
-    // Lets a later baton recognise this process as one of its own (state file).
-    env.BATON_INSTANCE = req.id
-    env.BATON_POOL = this.pool
-    const cwd = resolvePath(this.baseDir, substitute(spec.cwd, vars))
+    let launched: Launched
+    try {
+      const argv = splitCommand(Array.isArray(spec.command) ? spec.command.map(a => substitute(a, vars)) : substitute(spec.command, vars))
+      const env: Record<string, string> = {}
+      for (const [k, v] of Object.entries(spec.env)) env[k] = substitute(v, vars)
+      const cwd = resolvePath(this.baseDir, substitute(spec.cwd, vars))
+      launched = await this.spawner.spawn({ pool: this.pool, id: req.id, version: req.revision.version, revision: req.revision.number, specKey: specKey(req.revision), argv, cwd, env, port })
+    } catch (err) {
+      this.ports.release(port)
+      throw err
+    }
+    return this.handleOf(launched)
+  }
 
-    const child = spawn(argv[0], argv.slice(1), { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-    const record: Started = { port, spawnFailed: false, tail: [], closed: new Promise(resolve => child.once('close', () => resolve())) }
-    const exited = new Promise<ExitInfo>(resolve => {
-      child.once('exit', (code, signal) => resolve({ code, signal }))
-      child.once('error', err => {
-        record.spawnFailed = true
-        log('error', 'instance could not be started', { pool: this.pool, instance: req.id, error: err.message })
-        resolve({ code: null, signal: null })
-      })
+  /** The instances an earlier controller started (an upgrade, a restart): adopted, never restarted. */
+  async discover (): Promise<DiscoveredInstance[]> {
+    const found = await this.spawner.running(this.pool)
+    return found.map(l => {
+      this.ports.reserve(l.port)
+      return { id: l.id, specKey: l.specKey, handle: this.handleOf(l) }
     })
-    void exited.then(() => this.ports.release(port))
-    const fields = { pool: this.pool, instance: req.id, version: req.revision.version }
-    for (const [stream, input] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
-      createInterface({ input }).on('line', line => {
-        log('info', line, { ...fields, stream })
-        record.tail.push(line.slice(0, 1_000))
-        if (record.tail.length > TAIL_LINES) record.tail.shift()
-      })
-    }
-    const pid = child.pid ?? null
-    log('info', 'instance spawned', { ...fields, pid, port, command: argv })
-    const handle: RunningInstance = {
-      host: '127.0.0.1',
-      port,
-      pid,
-      exited,
-      stop: async (signal, timeoutMs) => {
-        if (pid === null) return
-        if (child.exitCode !== null || child.signalCode !== null) return
-        signalGroup(pid, signal)
-        const timer = new Promise<'timeout'>(resolve => setTimeout(() => resolve('timeout'), timeoutMs).unref())
-        if (await Promise.race([exited.then(() => 'exited' as const), timer]) === 'timeout') {
-          log('warn', 'instance ignored its stop signal; killing it', { ...fields, pid, signal })
-          signalGroup(pid, 'SIGKILL')
-          await exited
-        }
-        // The app may have left children in its group: they go with it.
-        signalGroup(pid, 'SIGKILL')
-      }
-    }
-    this.started.set(handle, record)
-    return handle
   }
 
   /**
@@ -119,16 +113,40 @@ export class ProcessDriver implements Driver {
    * last output says EADDRINUSE. A crash for any other reason is neither.
    */
   async lostPortRace (handle: RunningInstance): Promise<boolean> {
-    const record = this.started.get(handle)
-    if (record === undefined || record.spawnFailed) return false
-    await handle.exited
-    if (!await isFree(record.port)) return true
-    await Promise.race([record.closed, new Promise(resolve => setTimeout(resolve, OUTPUT_WAIT_MS).unref())])
-    return record.tail.some(line => PORT_IN_USE.test(line))
+    const l = this.launched.get(handle)
+    if (l === undefined) return false
+    const exit = await l.exited
+    if (exit.spawnFailed) return false
+    if (!await isFree(l.port)) return true
+    return exit.tail.some(line => PORT_IN_USE.test(line))
   }
-}
 
-/** Signals a whole process group; ignores a group that is already gone. */
-export function signalGroup (pid: number, signal: NodeJS.Signals): void {
-  try { process.kill(-pid, signal) } catch { /* already gone */ }
+  private handleOf (l: Launched): RunningInstance {
+    let gone = false
+    const exited = l.exited.then(e => {
+      gone = true
+      this.ports.release(l.port)
+      return { code: e.code, signal: e.signal }
+    })
+    const handle: RunningInstance = {
+      host: '127.0.0.1',
+      port: l.port,
+      pid: l.pid,
+      exited,
+      stop: async (signal, timeoutMs) => {
+        if (l.pid === null || gone) return
+        l.signal(signal)
+        const timer = new Promise<'timeout'>(resolve => setTimeout(() => resolve('timeout'), timeoutMs).unref())
+        if (await Promise.race([exited.then(() => 'exited' as const), timer]) === 'timeout') {
+          log('warn', 'instance ignored its stop signal; killing it', { pool: this.pool, instance: l.id, pid: l.pid, signal })
+          l.signal('SIGKILL')
+          await exited
+        }
+        // The app may have left children in its group: they go with it.
+        l.signal('SIGKILL')
+      }
+    }
+    this.launched.set(handle, l)
+    return handle
+  }
 }

@@ -36,6 +36,25 @@ class RequestsCounter extends client.Counter<'pool' | 'version' | 'code'> {
   }
 }
 
+/** A version's totals since start, summed over its revisions (metrics are labelled by version). */
+interface VersionTotals { codes: Map<number, number>, durations: Float64Array, durationSum: number }
+
+/** The counters' totals by version label: two revisions of one version add up (scrape time only). */
+function sumByVersion (traffic: PoolCounters): Map<string, VersionTotals> {
+  const out = new Map<string, VersionTotals>()
+  for (const t of traffic.all) {
+    let v = out.get(t.version)
+    if (v === undefined) {
+      v = { codes: new Map(), durations: new Float64Array(DURATION_BOUNDS.length + 1), durationSum: 0 }
+      out.set(t.version, v)
+    }
+    for (const [code, n] of t.codes) v.codes.set(code, (v.codes.get(code) ?? 0) + n)
+    for (let i = 0; i < t.durations.length; i++) v.durations[i] += t.durations[i]
+    v.durationSum += t.durationSum
+  }
+  return out
+}
+
 type DurationLabel = 'pool' | 'version' | 'le'
 
 /** baton_request_duration_seconds, from the counters' buckets (the same bounds) at scrape time. */
@@ -48,7 +67,7 @@ class DurationHistogram extends client.Histogram<DurationLabel> {
     const name = 'baton_request_duration_seconds'
     const values: Array<{ metricName: string, labels: Partial<Record<DurationLabel, string | number>>, value: number }> = []
     for (const { pool, traffic } of this.read()) {
-      for (const [version, t] of traffic.all) {
+      for (const [version, t] of sumByVersion(traffic)) {
         let cumulative = 0
         DURATION_BOUNDS.forEach((le, i) => {
           cumulative += t.durations[i]
@@ -123,7 +142,7 @@ export class Metrics {
   private requestCounts (): Array<{ labels: { pool: string, version: string, code: string }, value: number }> {
     const values: Array<{ labels: { pool: string, version: string, code: string }, value: number }> = []
     for (const { pool, traffic } of this.source()) {
-      for (const [version, t] of traffic.all) {
+      for (const [version, t] of sumByVersion(traffic)) {
         for (const [code, n] of t.codes) values.push({ labels: { pool, version, code: String(code) }, value: n })
       }
     }

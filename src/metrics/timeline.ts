@@ -1,4 +1,4 @@
-import { BUCKETS, Slot, type SecondCounts, type TrafficSecond } from './traffic.js'
+import { BUCKETS, Slot, type RevisionCounts, type SecondCounts, type TrafficSecond } from './traffic.js'
 
 /** Seconds of traffic a pool keeps: an hour, enough for the report of any rollout that is not older. */
 const KEEP_SECONDS = 3600
@@ -7,14 +7,15 @@ const KEEP_SECONDS = 3600
 export interface PoolSecond {
   /** Epoch second. */
   t: number
-  byVersion: Map<string, SecondCounts>
+  /** By revision and version of the instance that answered (a second has one or two, rarely more). */
+  revisions: RevisionCounts[]
   /** Requests no instance answered. */
   unanswered: SecondCounts
 }
 
-const emptyCounts = (): SecondCounts => ({ counts: new Uint32Array(Slot.Size), hist: new Uint32Array(BUCKETS), max: 0 })
+export const emptyCounts = (): SecondCounts => ({ counts: new Uint32Array(Slot.Size), hist: new Uint32Array(BUCKETS), max: 0 })
 
-function addInto (into: SecondCounts, c: SecondCounts): void {
+export function addInto (into: SecondCounts, c: SecondCounts): void {
   for (let i = 0; i < c.counts.length; i++) into.counts[i] += c.counts[i]
   for (let i = 0; i < c.hist.length; i++) into.hist[i] += c.hist[i]
   if (c.max > into.max) into.max = c.max
@@ -22,8 +23,8 @@ function addInto (into: SecondCounts, c: SecondCounts): void {
 
 /**
  * A pool's traffic second by second for the last hour, kept by the
- * controller from what the data planes report (rollout reports read it).
- * Seconds from several data planes add up.
+ * controller from what the data planes report (rollout reports and canary
+ * analysis read it). Seconds from several data planes add up.
  */
 export class PoolTraffic {
   /** Oldest first. */
@@ -32,10 +33,10 @@ export class PoolTraffic {
   add (s: TrafficSecond): void {
     const second = this.secondAt(s.t)
     for (const v of s.versions) {
-      let c = second.byVersion.get(v.version)
+      let c = second.revisions.find(x => x.revision === v.revision && x.version === v.version)
       if (c === undefined) {
-        c = emptyCounts()
-        second.byVersion.set(v.version, c)
+        c = { version: v.version, revision: v.revision, ...emptyCounts() }
+        second.revisions.push(c)
       }
       addInto(c, v)
     }
@@ -53,13 +54,13 @@ export class PoolTraffic {
       const s = this.seconds[i]
       if (s.t === t) return s
       if (s.t < t) {
-        const fresh = { t, byVersion: new Map(), unanswered: emptyCounts() }
+        const fresh = { t, revisions: [], unanswered: emptyCounts() }
         this.seconds.splice(i + 1, 0, fresh)
         this.trim()
         return fresh
       }
     }
-    const first = { t, byVersion: new Map(), unanswered: emptyCounts() }
+    const first = { t, revisions: [], unanswered: emptyCounts() }
     this.seconds.unshift(first)
     this.trim()
     return first
@@ -70,7 +71,21 @@ export class PoolTraffic {
   }
 }
 
-/** Every version's counts and the unanswered ones of one second. */
+/** Every revision's counts and the unanswered ones of one second. */
 export function allCounts (s: PoolSecond): SecondCounts[] {
-  return [...s.byVersion.values(), s.unanswered]
+  return [...s.revisions, s.unanswered]
+}
+
+/** One second's counts summed by version label (metrics, the event stream and reports are by version). */
+export function byVersion (s: PoolSecond): Map<string, SecondCounts> {
+  const out = new Map<string, SecondCounts>()
+  for (const r of s.revisions) {
+    let c = out.get(r.version)
+    if (c === undefined) {
+      c = emptyCounts()
+      out.set(r.version, c)
+    }
+    addInto(c, r)
+  }
+  return out
 }

@@ -43,15 +43,26 @@ export enum Slot {
 /** What happened to one request, from baton's side. */
 export enum Outcome { App, Baton5xx, UpstreamFailed, ClientAbort }
 
+/**
+ * The key under which src/proxy books a request that no instance answered
+ * (a 503 when none is available): those counts are kept apart from every
+ * version, so nothing downstream has to filter them out.
+ */
+export const NO_INSTANCE = ''
+
 /** Bucket bounds (seconds) of baton_request_duration_seconds. */
 export const DURATION_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
 /**
- * One version's counters: the current second (handed to the controller's
- * timeline once it is over) and the totals since start that Prometheus reads
- * at scrape time, so no prom-client call runs per request.
+ * One revision's counters (a revision has one version label; two revisions
+ * may share one, as an env-only canary does): the current second (handed to
+ * the controller's timeline once it is over) and the totals since start that
+ * Prometheus reads at scrape time, by version, so no prom-client call runs
+ * per request.
  */
 export class VersionTraffic {
+  constructor (readonly version = NO_INSTANCE, readonly revision = 0) {}
+
   counts = new Uint32Array(Slot.Size)
   hist = new Uint32Array(BUCKETS)
   dirty = false
@@ -108,50 +119,59 @@ export interface SecondCounts {
   max: number
 }
 
+/** One revision's counts of one second, with its version label. */
+export interface RevisionCounts extends SecondCounts {
+  version: string
+  /** 0 when the member's revision was not known (counters made by version alone). */
+  revision: number
+}
+
 /** One pool's traffic in one second, as a data plane reports it once the second is over. */
 export interface TrafficSecond {
   pool: string
   /** Epoch second. */
   t: number
-  /** By the version of the instance that answered. */
-  versions: Array<{ version: string } & SecondCounts>
+  /** By the revision (and version) of the instance that answered. */
+  versions: RevisionCounts[]
   /** Requests no instance answered (none available: 503). */
   unanswered?: SecondCounts
 }
 
 /**
- * The key under which src/proxy books a request that no instance answered
- * (a 503 when none is available): those counts are kept apart from every
- * version, so nothing downstream has to filter them out.
- */
-export const NO_INSTANCE = ''
-
-/**
- * A pool's counters in one data plane, by version: the hot path increments
- * them, `takeSecond` hands the second that ended to the controller (which
- * keeps the timeline, see timeline.ts) and Prometheus reads the totals.
+ * A pool's counters in one data plane, by revision and version: the hot path
+ * increments them (each Upstream holds its own revision's), `takeSecond`
+ * hands the second that ended to the controller (which keeps the timeline,
+ * see timeline.ts) and Prometheus reads the totals, summed by version.
+ * Keyed by revision so that the two sides of a canary that keeps its version
+ * label are still told apart.
  */
 export class PoolCounters {
-  private readonly versions = new Map<string, VersionTraffic>()
+  private readonly revisions = new Map<string, VersionTraffic>()
   readonly unanswered = new VersionTraffic()
 
-  /** Every version answered so far, with its totals (scrape time). */
-  get all (): ReadonlyMap<string, VersionTraffic> { return this.versions }
+  /** Every revision answered so far, with its totals (scrape time). */
+  get all (): Iterable<VersionTraffic> { return this.revisions.values() }
 
-  version (v: string): VersionTraffic {
-    if (v === NO_INSTANCE) return this.unanswered
-    let t = this.versions.get(v)
+  /** The counters of one revision (made on first use: when an Upstream is made, not per request). */
+  of (revision: number, version: string): VersionTraffic {
+    const key = `${revision}/${version}`
+    let t = this.revisions.get(key)
     if (t === undefined) {
-      t = new VersionTraffic()
-      this.versions.set(v, t)
+      t = new VersionTraffic(version, revision)
+      this.revisions.set(key, t)
     }
     return t
+  }
+
+  /** The counters of a version whose revision is not known (revision 0); `NO_INSTANCE` gives `unanswered`. */
+  version (v: string): VersionTraffic {
+    return v === NO_INSTANCE ? this.unanswered : this.of(0, v)
   }
 
   /** The counts of the second that ended, and fresh ones for the next; undefined for a quiet second. */
   takeSecond (pool: string, epochSecond: number): TrafficSecond | undefined {
     const versions: TrafficSecond['versions'] = []
-    for (const [version, t] of this.versions) if (t.dirty) versions.push({ version, ...t.takeSecond() })
+    for (const t of this.revisions.values()) if (t.dirty) versions.push({ version: t.version, revision: t.revision, ...t.takeSecond() })
     const unanswered = this.unanswered.dirty ? this.unanswered.takeSecond() : undefined
     if (versions.length === 0 && unanswered === undefined) return undefined
     return { pool, t: epochSecond, versions, unanswered }

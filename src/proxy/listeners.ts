@@ -1,5 +1,5 @@
 import type { Server as HttpServer } from 'node:http'
-import type { AddressInfo, Server as NetServer } from 'node:net'
+import { Server as NetServer, type AddressInfo } from 'node:net'
 import { listenerKeys, type ListenerTable } from '../controller/data-plane-link.js'
 import { log } from '../log.js'
 import type { H2Front } from './h2-server.js'
@@ -35,6 +35,14 @@ interface Listener {
   /** The HTTP/1.1 server its requests go through: the accepting one, but behind TLS. */
   http: HttpServer
   tls?: TlsFront
+}
+
+/** Listeners that stopped accepting while their connections drain (an upgrade of baton). */
+export interface Detached {
+  /** HTTP/2 sessions still open on them. */
+  h2Sessions: () => number
+  /** The drain ran out of time: every connection left is cut. */
+  cutAll: () => void
 }
 
 const PLAIN_HTTP: ListenerTable = { key: '', http2: false }
@@ -146,6 +154,30 @@ export class Listeners {
     for (const l of all) {
       l.http.closeAllConnections()
       l.tls?.destroyAll()
+    }
+  }
+
+  /**
+   * An upgrade replaced this process: stop accepting on this process's copy
+   * of each listening socket only (the supervisor keeps the socket open and
+   * the new generation accepts on it); HTTP/2 sessions get GOAWAY, so their
+   * clients open new connections (to the new generation) for new streams.
+   */
+  stopAccepting (): Detached {
+    const all = [...this.open.values()]
+    this.open.clear()
+    // Not http.Server#close: in Node 20 it also closes idle keep-alive
+    // connections at once, racing clients that are reusing them.
+    for (const l of all) NetServer.prototype.close.call(l.server)
+    for (const l of all) l.tls?.h2?.goAway()
+    return {
+      h2Sessions: () => all.reduce((n, l) => n + (l.tls?.h2?.sessionCount ?? 0), 0),
+      cutAll: () => {
+        for (const l of all) {
+          l.http.closeAllConnections()
+          l.tls?.destroyAll()
+        }
+      }
     }
   }
 

@@ -2,6 +2,8 @@ import type { RouteConfig } from '../config/types.js'
 
 export interface CompiledRoute {
   pool: string
+  /** The revision a pinned route (a blue-green preview) sends to; 0: the pool's own choice. */
+  revision: number
   matches (host: string, path: string): boolean
 }
 
@@ -12,17 +14,22 @@ export interface CompiledRoute {
 export class Router {
   private readonly routes: CompiledRoute[]
 
-  constructor (routes: RouteConfig[]) {
+  constructor (routes: Array<RouteConfig & { revision?: number }>) {
     this.routes = routes.map(compile)
   }
 
-  route (hostHeader: string | undefined, url: string): string | undefined {
+  /** The first route that matches, or undefined (404). */
+  match (hostHeader: string | undefined, url: string): CompiledRoute | undefined {
     const host = normaliseHost(hostHeader)
     const path = pathOf(url)
     for (let i = 0; i < this.routes.length; i++) {
-      if (this.routes[i].matches(host, path)) return this.routes[i].pool
+      if (this.routes[i].matches(host, path)) return this.routes[i]
     }
     return undefined
+  }
+
+  route (hostHeader: string | undefined, url: string): string | undefined {
+    return this.match(hostHeader, url)?.pool
   }
 }
 
@@ -47,7 +54,7 @@ function pathOf (url: string): string {
   return q === -1 ? url : url.slice(0, q)
 }
 
-function compile (r: RouteConfig): CompiledRoute {
+function compile (r: RouteConfig & { revision?: number }): CompiledRoute {
   // Hosts compare case-insensitively: the request side is lower-cased by normaliseHost.
   const host = r.host?.toLowerCase()
   const hostMatch = host === undefined
@@ -63,6 +70,7 @@ function compile (r: RouteConfig): CompiledRoute {
     : (p: string) => p.startsWith(bare) && (p.length === bare.length || p.charCodeAt(bare.length) === 47 /* / */)
   return {
     pool: r.pool,
+    revision: r.revision ?? 0,
     matches: (host, path) =>
       (hostMatch === undefined || hostMatch(host)) && (pathMatch === undefined || pathMatch(path))
   }

@@ -24,6 +24,18 @@ import { refuse, UpgradeTunnel } from './upgrade.js'
 
 export type { ListenSpec }
 
+/**
+ * While an old generation drains (an upgrade of baton), a keep-alive
+ * connection is closed once it has been idle this long: a client that sends
+ * its next request at once gets its answer (with Connection: close) instead
+ * of meeting a connection closed under it. HTTP/1.1 has no way to tell an
+ * idle client to go elsewhere: one that waits exactly this long and then
+ * sends may still meet the close, as with any server's idle timeout.
+ */
+const DRAIN_IDLE_GRACE_MS = 1_000
+/** How often a drain looks for connections that went idle. */
+const DRAIN_SWEEP_MS = 50
+
 /** What a request needs to find its way; replaced whole on reload. */
 export interface RoutingTable {
   router: Router
@@ -51,6 +63,8 @@ export class ProxyServer {
   private readonly tunnel: UpgradeTunnel
   private config: ProxyConfig
   private closing = false
+  /** An upgrade replaced this process: answer what comes with Connection: close. */
+  private draining = false
   /** Client connections that are plain HTTP/1.1 (TLS ones too; upgraded ones leave), for shutdown. */
   private readonly sockets = new Set<Socket>()
 
@@ -126,6 +140,42 @@ export class ProxyServer {
     await this.ctx.accessLog?.close()
   }
 
+  /**
+   * An upgrade of baton replaced this process (README "Upgrading baton"):
+   * stop accepting on this process's copy of the listeners only (the socket
+   * stays open in the supervisor and the new generation accepts on it);
+   * every later HTTP/1.1 response carries `Connection: close`, HTTP/2
+   * sessions get GOAWAY; after a grace period idle keep-alive connections
+   * are closed. Resolves once no client connection is left, or at
+   * `timeoutMs` (then what is left is cut). Upgraded connections
+   * (WebSockets) are the data plane's to end.
+   */
+  async drain (timeoutMs: number): Promise<void> {
+    this.draining = true
+    const detached = this.listeners.stopAccepting()
+    // A connection is closed only once it has sat idle for the grace period:
+    // idle now, or idle after the answer under way (which says
+    // Connection: close when its head is not out yet, ending the connection).
+    const idleSince = new Map<Socket, number>()
+    const now = Date.now()
+    for (const socket of this.sockets) {
+      const res = inProgress(socket)
+      if (res === undefined) idleSince.set(socket, now)
+      else if (!res.headersSent) res.shouldKeepAlive = false
+      else res.once('finish', () => idleSince.set(socket, Date.now()))
+    }
+    const until = now + timeoutMs
+    while ((this.sockets.size > 0 || detached.h2Sessions() > 0) && Date.now() < until) {
+      await sleep(DRAIN_SWEEP_MS)
+      const t = Date.now()
+      for (const [socket, since] of idleSince) {
+        if (socket.destroyed) { idleSince.delete(socket); continue }
+        if (inProgress(socket) === undefined && t - since >= DRAIN_IDLE_GRACE_MS) socket.destroy()
+      }
+    }
+    detached.cutAll()
+  }
+
   /** An HTTP/1.1 server on the request path (plain listeners, and behind TLS ones), or one that redirects to https. */
   private createServer (redirect: boolean): Server {
     const t = this.config.timeouts
@@ -167,7 +217,7 @@ export class ProxyServer {
     // A request pipelined behind one refused as malformed is never forwarded:
     // the connection closes once the refusal is written.
     if (socket[TAINTED] === true) { res.shouldKeepAlive = false; return }
-    if (this.closing) res.shouldKeepAlive = false
+    if (this.closing || this.draining) res.shouldKeepAlive = false
     const head = requestHead(req.rawHeaders, socket.remoteAddress, socket instanceof TLSSocket ? 'https' : 'http', false)
     const refusal = refuseRequest(req, head)
     if (refusal !== undefined) {
@@ -219,13 +269,13 @@ export class ProxyServer {
       this.answer(req, res, head, 400, target.reason, undefined, target.reason)
       return
     }
-    const poolName = this.table.router.route(head.host, target)
-    const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
-    if (pool === undefined) {
+    const route = this.table.router.match(head.host, target)
+    const pool = route === undefined ? undefined : this.table.pools.get(route.pool)
+    if (route === undefined || pool === undefined) {
       this.answer(req, res, head, 404, 'no route for this host and path', undefined, 'no route')
       return
     }
-    const upstream = pool.pick()
+    const upstream = pool.choose(req.rawHeaders, route.revision)
     if (upstream === undefined) {
       res.setHeader('retry-after', '1')
       this.answer(req, res, head, 503, `no instance of pool ${pool.name} is available`, pool.name, 'no instance available')
@@ -318,10 +368,10 @@ export class ProxyServer {
       refuse(socket, 400, target.reason)
       return
     }
-    const poolName = this.table.router.route(head.host, target)
-    const pool = poolName === undefined ? undefined : this.table.pools.get(poolName)
-    if (pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
-    this.tunnel.forward(pool, req, head, target, socket, bytes)
+    const route = this.table.router.match(head.host, target)
+    const pool = route === undefined ? undefined : this.table.pools.get(route.pool)
+    if (route === undefined || pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
+    this.tunnel.forward(pool, req, head, target, socket, bytes, route.revision)
   }
 
   private readonly onConnect = (_req: IncomingMessage, socket: Duplex): void => {
@@ -357,4 +407,8 @@ export class ProxyServer {
     log('debug', 'client error', { code, status, reason: err.message })
     answerClientError(socket as Socket, status)
   }
+}
+
+async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms))
 }

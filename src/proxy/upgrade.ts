@@ -24,8 +24,8 @@ import { FrameBoundary, GOING_AWAY } from './ws-frames.js'
 export class UpgradeTunnel {
   constructor (private readonly metrics: Metrics, public config: ProxyConfig) {}
 
-  /** `target`: the normalized request target (normalize-path.ts) the upstream receives. */
-  forward (pool: Pool, req: IncomingMessage, head: RequestHead, target: string, socket: Duplex, bytes: Buffer): void {
+  /** `target`: the normalized request target (normalize-path.ts) the upstream receives; `revision`: the revision a pinned route sends to (0: the pool's own choice, see Pool.choose). */
+  forward (pool: Pool, req: IncomingMessage, head: RequestHead, target: string, socket: Duplex, bytes: Buffer, revision = 0): void {
     if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) {
       refuse(socket, 400, 'only WebSocket upgrades are proxied')
       return
@@ -36,7 +36,7 @@ export class UpgradeTunnel {
       refuse(socket, 400, 'an upgrade request must not carry a body')
       return
     }
-    const upstream = pool.pick()
+    const upstream = pool.choose(req.rawHeaders, revision)
     if (upstream === undefined) {
       refuse(socket, 503, `no instance of pool ${pool.name} is available`)
       return

@@ -52,6 +52,8 @@ export interface FailureContext {
   rollout: RolloutState | undefined
   /** The revision the pool converges on. */
   target: number
+  /** A revision whose crashed instances are replaced too: a canary's or blue-green's old set, kept whole beside the new one. */
+  stable?: number
   crash: CrashRecord
   now: number
 }
@@ -60,7 +62,7 @@ export interface FailureContext {
 export function judgeFailure (i: FailedInstance, ctx: FailureContext): Verdict {
   const r = ctx.rollout
   if (r?.direction === 'forward' && i.revision === r.to) return { kind: 'fail-rollout', reason: `instance ${i.id} of ${i.version}: ${i.reason}` }
-  if (i.revision !== ctx.target) return { kind: 'none' }
+  if (i.revision !== ctx.target && i.revision !== ctx.stable) return { kind: 'none' }
   const record = afterCrash(ctx.crash, i.readyAt, ctx.now)
   const giveUp = r?.direction === 'back' && i.revision === r.from && record.crashes >= GIVE_UP_AFTER
     ? `instances of ${i.version} keep failing (${i.reason})`

@@ -1,5 +1,7 @@
 import { allCounts, type PoolTraffic } from '../metrics/timeline.js'
-import { BUCKETS, quantile, Slot } from '../metrics/traffic.js'
+import { BUCKETS, quantile, Slot, type RevisionCounts } from '../metrics/traffic.js'
+import type { StepVerdict } from './analysis.js'
+import type { StrategyName } from './planner.js'
 import type { Rollout } from './rollout.js'
 
 /** Seconds of traffic shown before the rollout and after it. */
@@ -29,10 +31,17 @@ export interface BatchTiming {
 
 export interface SecondPoint {
   t: number
+  /** Requests by version (by `VERSION (revision N)` when both sides of the rollout share a version label). */
   byVersion: Record<string, number>
   failed: number
   p99: number | null
 }
+
+/** A canary's or blue-green's turn of the traffic (a step began, the switch, a promote or rollback). */
+export interface TrafficTurn { at: number, label: string, weight: number }
+
+/** A step's verdict, at the end of the window it judged. */
+export interface VerdictMark { at: number, step: number, verdict: StepVerdict, reason: string }
 
 export interface RolloutReport {
   from: number
@@ -45,6 +54,10 @@ export interface RolloutReport {
   phases: PhaseStats[]
   batches: BatchTiming[]
   seconds: SecondPoint[]
+  strategy: StrategyName
+  /** Canary and blue-green: when the traffic turned, and each step's verdicts. */
+  turns: TrafficTurn[]
+  verdicts: VerdictMark[]
 }
 
 function sumInto (counts: Uint32Array, into: Uint32Array): void {
@@ -103,6 +116,9 @@ export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: numbe
     }
   })
 
+  // An env-only change keeps the version label: then the two sides are told apart by revision.
+  const sameLabel = r.from.version === r.to.version
+  const seriesOf = (c: RevisionCounts): string => sameLabel && c.revision !== 0 ? `${c.version} (revision ${c.revision})` : c.version
   const during = new Uint32Array(Slot.Size)
   const points: SecondPoint[] = []
   for (const s of seconds) {
@@ -113,9 +129,9 @@ export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: numbe
       sumInto(c.hist, hist)
     }
     if (s.t >= startS && s.t <= endS) sumInto(counts, during)
-    const byVersion: Record<string, number> = {}
-    for (const [version, c] of s.byVersion) byVersion[version] = c.counts[Slot.Requests]
-    points.push({ t: s.t * 1000, byVersion, failed: failedOf(counts), p99: quantile(hist, 0.99) })
+    const versions: Record<string, number> = {}
+    for (const c of s.revisions) versions[seriesOf(c)] = (versions[seriesOf(c)] ?? 0) + c.counts[Slot.Requests]
+    points.push({ t: s.t * 1000, byVersion: versions, failed: failedOf(counts), p99: quantile(hist, 0.99) })
   }
 
   return {
@@ -133,7 +149,10 @@ export function buildReport (r: Rollout, traffic: PoolTraffic, minReadyMs: numbe
     attemptErrors: during[Slot.AttemptErrors],
     phases,
     batches,
-    seconds: points
+    seconds: points,
+    strategy: r.strategyName,
+    turns: r.trafficMarks.map(m => ({ ...m })),
+    verdicts: r.analysis.map(a => ({ at: a.to, step: a.step, verdict: a.verdict, reason: a.reason }))
   }
 }
 
@@ -157,7 +176,8 @@ function batchTimings (r: Rollout, minReadyMs: number): BatchTiming[] {
     if (!b.instances.includes(m.instance)) b.instances.push(m.instance)
   }
   for (const b of out) {
-    const readyAt = b.instances.map(id => r.marks.find(m => m.instance === id && m.state === 'serving')?.at)
+    // Ready when its probe passed: the minReady soak counts from there (the planner's readyAt).
+    const readyAt = b.instances.map(id => r.marks.find(m => m.instance === id && m.state === 'ready')?.at)
     if (readyAt.every(t => t !== undefined)) {
       b.ready = Math.max(...(readyAt as number[]))
       b.soaked = b.ready + minReadyMs

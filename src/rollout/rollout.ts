@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import type { RolloutSpec } from '../config/types.js'
+import { resolveScaled } from '../config/duration.js'
+import type { ManagedPoolConfig, RolloutSpec } from '../config/types.js'
 import type { Revision } from '../driver/types.js'
-import type { RolloutState, RolloutStep } from './planner.js'
+import type { StepAnalysis } from './analysis.js'
+import type { RolloutState, RolloutStep, StepState, StrategyName } from './planner.js'
 
 export type RolloutStatus = 'running' | 'paused' | 'succeeded' | 'failed' | 'rolled_back' | 'aborted'
 
@@ -9,6 +11,8 @@ export type RolloutStatus = 'running' | 'paused' | 'succeeded' | 'failed' | 'rol
 export interface Strategy extends RolloutSpec {
   surge: number
   unavailable: number
+  /** Draining instances with only upgraded connections that do not count against `surge`. */
+  draining: number
 }
 
 export interface RolloutEvent { at: string, message: string }
@@ -29,6 +33,29 @@ export interface RolloutView {
   finishedAt: string | null
   error: string | null
   events: RolloutEvent[]
+  /** rolling, canary or blueGreen. */
+  strategy: StrategyName
+  /** Canary: the current step, 1-based, 0 before the first step's traffic; blue-green: 1 once switched; rolling: 0. */
+  step: number
+  /** Percent of requests going to the new revision now (rolling: its share of the serving instances). */
+  weight: number
+  /** Each step's analysis, in order (a step that waited for traffic has two). */
+  analysis: StepAnalysis[]
+}
+
+/** Counts and percentages of a rollout spec resolved against the pool's size (and its port range). */
+export function resolveStrategy (spec: RolloutSpec, pool: ManagedPoolConfig): Strategy {
+  const size = pool.size
+  const surge = resolveScaled(spec.maxSurge, size, 'up')
+  // Each instance that drains beside the surge holds a port of the range: never more than the range has room for.
+  const ports = pool.kind === 'process' ? pool.process.ports : pool.docker.network === 'host' ? pool.docker.ports : undefined
+  const room = ports === undefined ? Infinity : Math.max(0, ports.to - ports.from + 1 - size - surge)
+  return {
+    ...spec,
+    surge,
+    unavailable: resolveScaled(spec.maxUnavailable, size, 'down'),
+    draining: Math.min(room, resolveScaled(spec.maxDraining, size, 'up'))
+  }
 }
 
 /** Random bytes in an id: with the pool and revision in it too, a clash is out of reach. */
@@ -40,6 +67,9 @@ const MARKS_KEPT = 10_000
 
 /** An instance state change during the rollout, for the report's batch timings. */
 export interface InstanceMark { at: number, instance: string, revision: number, state: string, batch: number }
+
+/** A turn of the traffic during a canary or blue-green (a step's start, the switch, a promote), for the report. */
+export interface TrafficMark { at: number, label: string, weight: number }
 
 /**
  * The record of one rollout and the few transitions it can make. It decides
@@ -53,6 +83,11 @@ export interface InstanceMark { at: number, instance: string, revision: number, 
  *      └─ onFailure: pause ────▶ paused (resume: forward again; abort: roll back)
  *   abort (any time) ─▶ rolling back ──converged──▶ aborted
  *   rolling back and the old revision cannot be restored ─▶ failed
+ *
+ * A canary also walks its steps (beginStep → judged: pass / wait / fail;
+ * a `pause: manual` step is `paused` until resume, which judges it; promote
+ * skips the rest); a blue-green switches once (switchTraffic), and a
+ * rollback within its scaleDownDelay (rollBack) ends it rolled_back.
  */
 export class Rollout {
   readonly id: string
@@ -71,6 +106,14 @@ export class Rollout {
   /** Batches started so far; instance marks carry the batch they belong to. */
   batches = 0
   readonly marks: InstanceMark[] = []
+  /** Canary and blue-green: how far through the steps. */
+  readonly steps: StepState | undefined
+  /** Percent of requests to the new revision now (set by the pool after every plan). */
+  weight = 0
+  readonly analysis: StepAnalysis[] = []
+  readonly trafficMarks: TrafficMark[] = []
+  /** A `pause: manual` step waits for resume, which judges it. */
+  awaitingResume = false
   private aborted = false
   private readonly listeners = new Set<(r: Rollout, e: RolloutEvent) => void>()
 
@@ -82,8 +125,14 @@ export class Rollout {
     readonly total: number
   ) {
     this.id = `${pool}-${to.number}-${randomBytes(ID_RANDOM_BYTES).toString('hex')}`
-    this.note(`rollout of ${pool} from revision ${from.number} (${from.version}) to ${to.number} (${to.version}) started`)
+    if (strategy.strategy !== 'rolling') this.steps = { step: 0, stepAt: 0, passed: false, extended: false, promoted: false, weight: 0 }
+    const how = strategy.strategy === 'canary' ? `, canary of ${this.stepCount} step(s)` : strategy.strategy === 'blueGreen' ? ', blue-green' : ''
+    this.note(`rollout of ${pool} from revision ${from.number} (${from.version}) to ${to.number} (${to.version}) started${how}`)
   }
+
+  get strategyName (): StrategyName { return this.strategy.strategy }
+  private get stepCount (): number { return this.strategy.canary?.steps.length ?? 0 }
+  private get toLabel (): string { return `revision ${this.to.number} (${this.to.version})` }
 
   get active (): boolean { return this.status === 'running' || this.status === 'paused' }
 
@@ -93,7 +142,118 @@ export class Rollout {
   /** What the planner needs of it; undefined once it has finished. */
   planState (): RolloutState | undefined {
     if (this.status !== 'running' && this.status !== 'paused') return undefined
-    return { status: this.status, direction: this.direction, from: this.from.number, to: this.to.number, updated: this.updated, remaining: this.remaining, progressAt: this.progressAt }
+    return {
+      status: this.status,
+      direction: this.direction,
+      from: this.from.number,
+      to: this.to.number,
+      updated: this.updated,
+      remaining: this.remaining,
+      progressAt: this.progressAt,
+      steps: this.steps === undefined ? undefined : { ...this.steps }
+    }
+  }
+
+  /** The share of requests the new revision gets now; the rest of a canary never goes below it. */
+  setWeight (weight: number): void {
+    this.weight = Math.round(weight * 10) / 10
+    if (this.steps !== undefined && this.direction === 'forward') this.steps.weight = Math.max(this.steps.weight, weight)
+  }
+
+  /** A canary step's instances serve: its traffic begins now. */
+  beginStep (step: number, weight: number, now: number): void {
+    const st = this.steps
+    if (st === undefined) return
+    Object.assign(st, { step, stepAt: now, passed: false, extended: false })
+    this.progressAt = now
+    this.trafficMarks.push({ at: now, label: `step ${step} · ${weight}%`, weight })
+    const pause = this.strategy.canary?.steps[step - 1]?.pause
+    const until = pause === 'manual' ? 'until resume' : pause === undefined ? '' : `for ${pause / 1000} s`
+    this.note(`step ${step}/${this.stepCount}: ${weight}% of requests to ${this.toLabel} ${until}`.trimEnd())
+  }
+
+  /** Records a step's analysis and makes its turn: pass (next step, or the rest), wait (one more pause) or fail. */
+  judged (a: StepAnalysis, now: number): void {
+    const st = this.steps
+    if (st === undefined || !this.active || this.direction === 'back') return
+    this.analysis.push(a)
+    if (a.verdict === 'fail') {
+      this.fail(`step ${a.step} analysis: ${a.reason}`)
+      return
+    }
+    this.note(`step ${a.step} analysis: ${a.verdict}: ${a.reason}`)
+    if (a.verdict === 'wait') {
+      st.extended = true
+      return
+    }
+    st.passed = true
+    this.progressAt = now
+    if (a.step >= this.stepCount) {
+      st.promoted = true
+      this.note(`all ${this.stepCount} step(s) passed: the rest of the pool is replaced as a rolling update`)
+    }
+  }
+
+  /** A `pause: manual` step: paused until resume, which judges it. */
+  awaitManual (step: number): void {
+    if (this.status !== 'running' || this.awaitingResume) return
+    this.awaitingResume = true
+    this.status = 'paused'
+    this.note(`step ${step}: paused until resume (pause: manual)`)
+  }
+
+  /** Canary: skips the remaining steps (no analysis): the rest is a rolling update. False when there is nothing to promote. */
+  promote (): boolean {
+    const st = this.steps
+    if (this.strategyName !== 'canary' || st === undefined || !this.active || this.direction === 'back' || st.promoted) return false
+    st.promoted = true
+    this.awaitingResume = false
+    if (this.status === 'paused') this.status = 'running'
+    this.progressAt = Date.now()
+    this.trafficMarks.push({ at: this.progressAt, label: 'promote', weight: this.weight })
+    this.note('promoted: the remaining steps are skipped; the rest of the pool is replaced as a rolling update')
+    return true
+  }
+
+  /**
+   * Blue-green: the new set is ready and the table that sends it every new
+   * request is on its way to the data planes. The switch is recorded when
+   * they all applied it (switchApplied): with proxy workers in other
+   * processes that is a few milliseconds later, and the event must not claim
+   * a moment at which a worker still sent requests to the old set.
+   */
+  switchTraffic (now: number): void {
+    const st = this.steps
+    if (st === undefined || st.step > 0) return
+    Object.assign(st, { step: 1, stepAt: now })
+    this.progressAt = now
+  }
+
+  /** Blue-green: every data plane applied the switch; scaleDownDelay counts from here. */
+  switchApplied (at: number): void {
+    const st = this.steps
+    if (st === undefined || st.step !== 1 || this.trafficMarks.some(m => m.label === 'switch')) return
+    st.stepAt = Math.max(st.stepAt, at)
+    this.progressAt = Math.max(this.progressAt, at)
+    this.trafficMarks.push({ at: st.stepAt, label: 'switch', weight: 100 })
+    this.note(`switched: every new request goes to ${this.toLabel}; the old set stays ready for ${this.strategy.blueGreen.scaleDownDelay / 1000} s (scaleDownDelay)`)
+  }
+
+  /** A blue-green rollout within its scaleDownDelay: the old set is whole and ready, so a rollback is a switch back. */
+  canSwitchBack (now: number): boolean {
+    const st = this.steps
+    return this.active && this.strategyName === 'blueGreen' && this.direction === 'forward' && st !== undefined && st.step > 0 &&
+      now < st.stepAt + this.strategy.blueGreen.scaleDownDelay
+  }
+
+  /** Blue-green within scaleDownDelay: an operator's rollback switches back at once; the rollout ends rolled_back. */
+  rollBack (): void {
+    if (!this.active || this.direction === 'back') return
+    this.direction = 'back'
+    this.status = 'running'
+    this.progressAt = Date.now()
+    this.trafficMarks.push({ at: this.progressAt, label: 'switch back', weight: 0 })
+    this.note(`rollback requested: every new request goes back to revision ${this.from.number} (${this.from.version}); the new set drains and stops`)
   }
 
   /** Takes in one plan's outcome (the turns it implies are made by the pool: fail, giveUp, converged). */
@@ -110,6 +270,8 @@ export class Rollout {
     this.error = reason
     this.note(`failed: ${reason}`)
     this.progressAt = Date.now()
+    this.awaitingResume = false
+    if (this.steps !== undefined && this.strategy.onFailure === 'rollback') this.trafficMarks.push({ at: this.progressAt, label: 'rollback', weight: 0 })
     if (this.strategy.onFailure === 'rollback') {
       this.direction = 'back'
       this.status = 'running'
@@ -133,17 +295,30 @@ export class Rollout {
     this.note('paused')
   }
 
-  resume (): void {
-    if (this.status !== 'paused') return
+  /** True when the resume is that of a `pause: manual` step, which is judged now. */
+  resume (): boolean {
+    if (this.status !== 'paused') return false
     this.status = 'running'
     // A pause does not count against progressDeadline (as in Kubernetes).
     this.progressAt = Date.now()
+    if (this.awaitingResume) {
+      this.awaitingResume = false
+      this.note(`resumed: judging step ${this.steps?.step ?? 0}`)
+      return true
+    }
+    const st = this.steps
+    if (this.error !== null && st !== undefined && st.step > 0 && !st.passed && this.direction === 'forward') {
+      // Resumed after a failed step (onFailure: pause): the step is judged afresh, over a new window.
+      Object.assign(st, { stepAt: this.progressAt, extended: false })
+    }
     this.note('resumed')
+    return false
   }
 
   abort (): void {
     if (!this.active) return
     this.aborted = true
+    this.awaitingResume = false
     this.direction = 'back'
     this.progressAt = Date.now()
     this.status = 'running'
@@ -189,7 +364,11 @@ export class Rollout {
       startedAt: this.startedAt.toISOString(),
       finishedAt: this.finishedAt?.toISOString() ?? null,
       error: this.error,
-      events: this.events
+      events: this.events,
+      strategy: this.strategyName,
+      step: this.steps?.step ?? 0,
+      weight: this.weight,
+      analysis: this.analysis
     }
   }
 

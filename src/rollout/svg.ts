@@ -2,15 +2,20 @@ import type { RolloutReport } from './report.js'
 
 /**
  * Draws a rollout report as one SVG: requests per second stacked by version,
- * the p99 latency as a line, failures marked in red, and each batch's phases
- * (starting, soak, drain) shaded behind. No library: the picture is simple
- * and the output must be plain, valid XML.
+ * the p99 latency as a line, failures marked in red, each batch's phases
+ * (starting, soak, drain) shaded behind, and for a canary or blue-green the
+ * turns of the traffic (each step and its weight, the switch) and each
+ * step's verdict. No library: the picture is simple and the output must be
+ * plain, valid XML.
  */
 const W = 960
 const H = 420
 const M = { top: 56, right: 70, bottom: 70, left: 64 }
 const PALETTE = ['#4e79a7', '#59a14f', '#f28e2b', '#b07aa1', '#76b7b2', '#edc948', '#9c755f', '#bab0ac']
 const PHASE_COLOURS = { starting: '#dbe9f6', soak: '#e3f1dc', drain: '#fbe3cc' }
+const TURN_COLOUR = '#6a3d9a'
+const VERDICT_COLOURS = { pass: '#2e7d32', wait: '#ef8f00', fail: '#c62828' }
+const VERDICT_SIGNS = { pass: '✓', wait: '…', fail: '✗' }
 
 const esc = (s: string): string => s.replace(/[<>&"']/g, c => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] as string)
 const f1 = (n: number): string => (Math.round(n * 10) / 10).toString()
@@ -102,6 +107,21 @@ export function renderSvg (report: RolloutReport, title: string): string {
   }
   out.push('</g>')
 
+  // Canary steps and the blue-green switch: where the traffic turned, and each step's verdicts.
+  out.push('<g id="steps">')
+  for (const turn of report.turns) {
+    out.push(`<g class="turn"><line x1="${f1(x(turn.at))}" x2="${f1(x(turn.at))}" y1="${M.top}" y2="${M.top + ih}" stroke="${TURN_COLOUR}" stroke-width="1.5" stroke-dasharray="6,3"/>` +
+      `<text x="${f1(x(turn.at) + 3)}" y="${M.top + 26}" fill="${TURN_COLOUR}" font-size="10">${esc(turn.label)}</text></g>`)
+  }
+  for (const v of report.verdicts) {
+    const c = VERDICT_COLOURS[v.verdict]
+    out.push(`<g class="verdict verdict-${v.verdict}"><title>step ${v.step}: ${v.verdict}: ${esc(v.reason)}</title>` +
+      `<circle cx="${f1(x(v.at))}" cy="${M.top + 38}" r="7" fill="${c}"/>` +
+      `<text x="${f1(x(v.at))}" y="${M.top + 42}" text-anchor="middle" fill="#ffffff" font-size="10">${VERDICT_SIGNS[v.verdict]}</text>` +
+      `<text x="${f1(x(v.at) + 10)}" y="${M.top + 42}" fill="${c}" font-size="10">step ${v.step} ${v.verdict}</text></g>`)
+  }
+  out.push('</g>')
+
   // Rollout start and end.
   for (const [t, label] of [[report.from, 'start'], [report.to, 'end']] as const) {
     out.push(`<line x1="${f1(x(t))}" x2="${f1(x(t))}" y1="${M.top}" y2="${M.top + ih}" stroke="#333" stroke-dasharray="4,3"/><text x="${f1(x(t) + 3)}" y="${M.top + ih - 4}" fill="#333" font-size="10">${label}</text>`)
@@ -114,7 +134,9 @@ export function renderSvg (report: RolloutReport, title: string): string {
     ...versions.map(v => [v === '' ? 'no instance' : v, colour(v), 'rect'] as [string, string, string]),
     ['p99', '#c0392b', 'line'],
     ['starting', PHASE_COLOURS.starting, 'rect'], ['soak (minReady)', PHASE_COLOURS.soak, 'rect'], ['drain', PHASE_COLOURS.drain, 'rect'],
-    ['failed', '#e74c3c', 'line']
+    ['failed', '#e74c3c', 'line'],
+    ...(report.turns.length > 0 ? [['step / switch', TURN_COLOUR, 'line'] as [string, string, string]] : []),
+    ...(report.verdicts.length > 0 ? [['verdict', VERDICT_COLOURS.pass, 'rect'] as [string, string, string]] : [])
   ]
   out.push('<g id="legend">')
   for (const [name, c, shape] of legend) {

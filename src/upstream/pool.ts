@@ -1,5 +1,6 @@
 import { DEFAULTS } from '../config/defaults.js'
 import type { BalanceKind } from '../config/types.js'
+import type { TrafficSplit } from '../controller/data-plane-link.js'
 import { log } from '../log.js'
 import { PoolCounters } from '../metrics/traffic.js'
 import { createBalancer, type Balancer } from './balancer.js'
@@ -18,11 +19,15 @@ export interface Serving {
   servingSince: number
 }
 
+/** The weights of the smooth weighted round-robin between two revisions add up to this. */
+const SPLIT_TOTAL = 100
+
 /**
  * The traffic side of a pool in one data plane: which upstreams the balancer
  * picks from right now. The members are set whole from the controller's
- * table (`setMembers`); passive ejection is this data plane's own call. The
- * hot path reads one array, rebuilt on change.
+ * table (`setMembers`), and so is the split between two revisions during a
+ * canary or blue-green rollout (`setSplit`); passive ejection is this data
+ * plane's own call. The hot path reads arrays rebuilt on change.
  */
 export class Pool {
   /** Per-version traffic counters (rollout reports, metrics). */
@@ -34,6 +39,13 @@ export class Pool {
   private members: Serving[] = []
   /** The subset the balancer picks from: members not passively ejected. */
   private eligible: Upstream[] = []
+  private split: TrafficSplit | undefined
+  /** With a split: the eligible members of the split's canary revision, and the others. */
+  private canaryEligible: Upstream[] = []
+  private stableEligible: Upstream[] = []
+  /** Smooth weighted round-robin (nginx's) between the two revisions: each side's current weight. */
+  private turnCanary = 0
+  private turnStable = 0
   private rampTimer: NodeJS.Timeout | undefined
   private readonly ejectTimers = new Set<NodeJS.Timeout>()
 
@@ -66,8 +78,73 @@ export class Pool {
     this.recompute()
   }
 
+  /**
+   * The revisions' shares from now on (undefined: none, the balancer over
+   * every member). The weighted turn starts over when the weight changes.
+   */
+  setSplit (split: TrafficSplit | undefined): void {
+    const prev = this.split
+    this.split = split
+    if (prev?.weight !== split?.weight || prev?.canary !== split?.canary) {
+      this.turnCanary = 0
+      this.turnStable = 0
+    }
+    this.recompute()
+  }
+
+  /**
+   * A new request's upstream: first the revision (a route pinned to one, a
+   * pinning header, else the split's weighted turn), then the balancer
+   * within it. `rawHeaders` is read only when the split pins by header.
+   * Undefined when nothing can take it (503).
+   */
+  choose (rawHeaders: readonly string[] | undefined, revision: number): Upstream | undefined {
+    const split = this.split
+    if (revision !== 0) return this.balancer.pick(this.ofRevision(revision), undefined)
+    if (split === undefined) return this.balancer.pick(this.eligible, undefined)
+    if (split.header !== undefined && rawHeaders !== undefined) {
+      const pin = pinOf(rawHeaders, split.header)
+      if (pin === 'always') return this.balancer.pick(this.canaryEligible, undefined)
+      if (pin === 'never') return this.balancer.pick(this.stableEligible, undefined)
+    }
+    let group = this.nextTurnIsCanary(split.weight) ? this.canaryEligible : this.stableEligible
+    // A side with no member (its instances are not serving yet, or no more): the other one.
+    if (group.length === 0) group = this.eligible
+    return this.balancer.pick(group, undefined)
+  }
+
+  /**
+   * Any request's upstream; for a retry, `exclude` is the one that just
+   * failed and `tried` every one tried. With a split a retry stays on the
+   * revision of the one that failed while it has an untried member, else it
+   * goes to any other: hiding a dead instance (G4) comes before the shares.
+   */
   pick (exclude?: Upstream, tried?: readonly Upstream[]): Upstream | undefined {
+    if (exclude === undefined) return this.choose(undefined, 0)
+    const split = this.split
+    if (split !== undefined) {
+      const group = exclude.revision === split.canary ? this.canaryEligible : this.stableEligible
+      if (group.some(u => u !== exclude && (tried === undefined || !tried.includes(u)))) return this.balancer.pick(group, exclude, tried)
+    }
     return this.balancer.pick(this.eligible, exclude, tried)
+  }
+
+  /** The canary's turn or the stable one's: exactly `weight` of every 100 picks go to the canary, evenly spread. */
+  private nextTurnIsCanary (weight: number): boolean {
+    this.turnCanary += weight
+    this.turnStable += SPLIT_TOTAL - weight
+    if (this.turnCanary > this.turnStable) {
+      this.turnCanary -= SPLIT_TOTAL
+      return true
+    }
+    this.turnStable -= SPLIT_TOTAL
+    return false
+  }
+
+  /** The eligible members of one revision (a pinned route); its array is kept when it is the canary's. */
+  private ofRevision (revision: number): Upstream[] {
+    if (this.split?.canary === revision) return this.canaryEligible
+    return this.eligible.filter(u => u.revision === revision)
   }
 
   get serving (): readonly Upstream[] { return this.members.map(m => m.upstream) }
@@ -111,10 +188,16 @@ export class Pool {
 
   private recompute (): void {
     const now = Date.now()
-    const ok: Upstream[] = []
-    for (const m of this.members) if (m.upstream.ejectedUntil <= now) ok.push(m.upstream)
-    // If everything is ejected, use everything: a guess beats a 503.
-    this.eligible = ok.length > 0 ? ok : this.members.map(m => m.upstream)
+    this.eligible = eligibleOf(this.members.map(m => m.upstream), now)
+    const split = this.split
+    if (split === undefined) {
+      this.canaryEligible = []
+      this.stableEligible = []
+      return
+    }
+    // Each side on its own, so that ejections on one side never send its share to the other.
+    this.canaryEligible = eligibleOf(this.members.filter(m => m.upstream.revision === split.canary).map(m => m.upstream), now)
+    this.stableEligible = eligibleOf(this.members.filter(m => m.upstream.revision !== split.canary).map(m => m.upstream), now)
   }
 
   /** Slow start: weight = the share of slowStart served so far; recomputed on a timer while any member ramps. */
@@ -133,4 +216,21 @@ export class Pool {
       this.rampTimer = undefined
     }
   }
+}
+
+/** The members not ejected; if every one is, all of them: a guess beats a 503. */
+function eligibleOf (members: Upstream[], now: number): Upstream[] {
+  const ok = members.filter(u => u.ejectedUntil <= now)
+  return ok.length > 0 ? ok : members
+}
+
+/** The value of the pinning header, when it says `always` or `never` (case-insensitive), else undefined. */
+function pinOf (rawHeaders: readonly string[], name: string): 'always' | 'never' | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const key = rawHeaders[i]
+    if (key.length !== name.length || key.toLowerCase() !== name) continue
+    const v = rawHeaders[i + 1].trim().toLowerCase()
+    if (v === 'always' || v === 'never') return v
+  }
+  return undefined
 }

@@ -52,6 +52,7 @@ export class Upstream {
   readonly upgrades = new Set<{ goAway: () => void }>()
 
   private idleWaiters: Array<() => void> = []
+  private requestWaiters: Array<() => void> = []
 
   constructor (o: UpstreamOptions) {
     this.id = o.id
@@ -73,7 +74,10 @@ export class Upstream {
     })
   }
 
-  /** Called when a request or upgrade ends; wakes a drain that waits for zero. */
+  /** HTTP requests in flight: `inflight` without the upgraded connections (an upgrade counts from its handshake). */
+  get requestsInflight (): number { return this.inflight - this.upgrades.size }
+
+  /** Called when a request or upgrade ends; wakes a drain that waits for zero, or for no HTTP request. */
   release (): void {
     this.inflight--
     if (this.inflight === 0 && this.idleWaiters.length > 0) {
@@ -81,6 +85,17 @@ export class Upstream {
       this.idleWaiters = []
       for (const w of waiters) w()
     }
+    if (this.requestWaiters.length > 0 && this.inflight <= this.upgrades.size) {
+      const waiters = this.requestWaiters
+      this.requestWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  /** Resolves once no HTTP request is in flight: only upgraded connections, or nothing, are left. */
+  async waitRequestsDone (): Promise<void> {
+    if (this.inflight <= this.upgrades.size) return
+    await new Promise<void>(resolve => { this.requestWaiters.push(resolve) })
   }
 
   /** Counts one finished request (its pool's traffic feeds the metrics at scrape time). */

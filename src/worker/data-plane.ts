@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../config/defaults.js'
-import type { ProxyConfig, RouteConfig } from '../config/types.js'
-import type { DataPlaneReports, MemberCounts, TableMember, TableSnapshot } from '../controller/data-plane-link.js'
+import type { ProxyConfig } from '../config/types.js'
+import type { DataPlaneReports, MemberCounts, TableMember, TableRoute, TableSnapshot } from '../controller/data-plane-link.js'
 import { Metrics, type PoolReading } from '../metrics/registry.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
 import { Router } from '../proxy/router.js'
@@ -9,6 +9,8 @@ import { Pool } from '../upstream/pool.js'
 import { Upstream } from '../upstream/upstream.js'
 
 const SECOND_MS = 1_000
+/** A WebSocket sent its 1001 close frame is cut after 2 s at most (src/proxy/upgrade.ts): wait a little longer. */
+const GOING_AWAY_WAIT_MS = 2_500
 
 /** Everything this data plane holds for one member of the table. */
 interface Held {
@@ -34,8 +36,8 @@ const upstreamTimeoutsOf = (p: ProxyConfig): string => `${p.timeouts.connect}/${
  * table snapshots the controller publishes to the proxy and its pools,
  * creates and owns the Upstreams of the members, carries out the commands
  * about one member and reports drained members, per-second traffic and its
- * metrics. In `baton start` it runs in the controller's process
- * (InProcessLink); a wave-2 worker runs one of its own.
+ * metrics. Each proxy worker process runs one (src/worker/main.ts); tests
+ * run one in their own process behind an InProcessLink.
  */
 export class DataPlane {
   readonly metrics = new Metrics()
@@ -44,7 +46,7 @@ export class DataPlane {
   private readonly held = new Map<string, Held>()
   private applied = 0
   private proxyConfig: ProxyConfig
-  private routes: RouteConfig[] = []
+  private routes: TableRoute[] = []
   /** The listeners and ticket key of the last table applied, as JSON (compared, not re-applied, when unchanged). */
   private listenersJson = ''
   private reports: DataPlaneReports | undefined
@@ -66,6 +68,12 @@ export class DataPlane {
   async listen (listeners: ListenSpec[]): Promise<Array<{ host: string, port: number }>> {
     return await this.proxy.listen(listeners)
   }
+
+  /** The version of the last table applied (0 before the first). */
+  get appliedVersion (): number { return this.applied }
+
+  /** True while it holds anything for the member (it was in a table this data plane applied, and is not forgotten). */
+  holds (id: string): boolean { return this.held.has(id) }
 
   /** Applies a table: from its return on, no new request reaches a member that is not in it. */
   apply (t: TableSnapshot): void {
@@ -89,6 +97,7 @@ export class DataPlane {
         return { upstream: this.upstreamOf(pool, m, newTimeouts), servingSince: m.servingSince }
       })
       pool.setMembers(serving, pt.slowStart, now)
+      pool.setSplit(pt.split)
     }
     for (const [name, pool] of this.pools) {
       if (t.pools.some(p => p.name === name)) continue
@@ -138,9 +147,10 @@ export class DataPlane {
   counts (): MemberCounts[] {
     return [...this.held].map(([id, h]) => {
       let inflight = 0
+      let upgrades = 0
       let requests = h.settled
-      for (const u of upstreamsOf(h)) { inflight += u.inflight; requests += u.requests }
-      return { id, inflight, requests }
+      for (const u of upstreamsOf(h)) { inflight += u.inflight; upgrades += u.upgrades.size; requests += u.requests }
+      return { id, inflight, upgrades, requests }
     })
   }
 
@@ -152,6 +162,27 @@ export class DataPlane {
   /** Stops accepting; keep-alive connections close as their requests finish, within `graceMs`. */
   async close (graceMs: number): Promise<void> {
     await this.proxy.close(graceMs)
+  }
+
+  /**
+   * An upgrade replaced this data plane's process: stop accepting, answer
+   * what comes with Connection: close, let requests finish; open WebSockets
+   * stay until they end or `timeoutMs` has passed since the drain began,
+   * then get a 1001 close frame. Resolves when nothing is left.
+   */
+  async drain (timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs
+    await this.proxy.drain(timeoutMs)
+    const upstreams = [...this.held.values()].flatMap(upstreamsOf)
+    const idle = Promise.all(upstreams.map(async u => await u.waitIdle()))
+    const left = until - Date.now()
+    const drained = left > 0 && await Promise.race([idle.then(() => true), new Promise<boolean>(resolve => setTimeout(() => resolve(false), left).unref())])
+    if (!drained) {
+      for (const u of upstreams) u.closeUpgrades()
+      // A tunnel that got its close frame ends within a moment (goAway cuts it after 2 s).
+      await Promise.race([idle, new Promise(resolve => setTimeout(resolve, GOING_AWAY_WAIT_MS).unref())])
+    }
+    this.stop()
   }
 
   /** The last step of a stop: timers go (the members were forgotten as they stopped). */
@@ -195,15 +226,23 @@ export class DataPlane {
       connectTimeout: t.connect,
       upstreamTimeout: t.upstream,
       keepAlive: DEFAULTS.proxy.upstreamKeepAlive,
-      traffic: pool.traffic.version(m.version)
+      traffic: pool.traffic.of(m.revision, m.version)
     })
   }
 
-  /** Reports the member once nothing is in flight on it, unless it came back into the table meanwhile. */
+  /**
+   * Reports the member once no HTTP request is in flight on it while
+   * upgraded connections are (quiet), and once nothing is (idle), unless it
+   * came back into the table meanwhile.
+   */
   private watchIdle (id: string, h: Held): void {
     const turn = ++h.left
+    const current = (): boolean => !h.inTable && h.left === turn && this.held.get(id) === h
+    void Promise.all(upstreamsOf(h).map(async u => await u.waitRequestsDone())).then(() => {
+      if (current() && upstreamsOf(h).some(u => u.upgrades.size > 0)) this.reports?.quiet(id)
+    })
     void Promise.all(upstreamsOf(h).map(async u => await u.waitIdle())).then(() => {
-      if (!h.inTable && h.left === turn && this.held.get(id) === h) this.reports?.idle(id)
+      if (current()) this.reports?.idle(id)
     })
   }
 

@@ -19,6 +19,9 @@ const ROUTES: Array<[string, string]> = [
   ['POST', '/v1/rollouts/web-2-abcdef/resume'],
   ['POST', '/v1/rollouts/web-2-abcdef/abort'],
   ['POST', '/v1/reload'],
+  ['GET', '/v1/processes'],
+  ['POST', '/v1/upgrade'],
+  ['GET', '/v1/upgrade'],
   ['GET', '/v1/events'],
   ['GET', '/metrics'],
   ['GET', '/no/such/route'],
@@ -41,7 +44,7 @@ describe('admin API authentication', () => {
   it('answers GET /healthz without a token', async () => {
     const r = await adminApi(baton.adminUrl).get('/healthz')
     expect(r.status).toBe(200)
-    expect(r.body).toEqual({ status: 'ok' })
+    expect(r.body).toMatchObject({ status: 'ok', generation: 1 })
     expect((await adminApi(baton.adminUrl, 'wrong').get('/healthz')).status).toBe(200)
   })
 

@@ -83,6 +83,13 @@ describe('admin API: pools and rollouts', () => {
       [{ strategy: { minReady: 'soon' } }, /strategy\.minReady: "soon" is not a duration/],
       [{ strategy: { surge: 1 } }, /strategy\.surge: unknown field/],
       [{ strategy: { onFailure: 'explode' } }, /strategy\.onFailure: expected rollback or pause/],
+      [{ strategy: { strategy: 'linear' } }, /strategy\.strategy: expected rolling, canary or blueGreen/],
+      [{ strategy: { canary: { steps: [{ weight: 200, pause: '1s' }] } } }, /strategy\.canary\.steps\.0\.weight: must be 0-100/],
+      [{ strategy: { canary: { steps: [{ weight: 50, pause: '1s' }, { weight: 10, pause: 'soon' }] } } }, /strategy\.canary\.steps\.1\.pause: "soon" is neither a duration/],
+      [{ strategy: { canary: { steps: [{ weight: 50, pause: '1s' }, { weight: 10, pause: '1s' }] } } }, /strategy\.canary\.steps\.1\.weight: weights must not go down/],
+      [{ strategy: { canary: { steps: [{ weight: 5, pause: '1s' }], analysis: { maxErrorRate: 0.01 } } } }, /strategy\.canary\.analysis\.maxErrorRate: a bare number is ambiguous: write 0\.01%/],
+      // The pool has no canary steps of its own to fall back on.
+      [{ strategy: { strategy: 'canary' } }, /^bad request body: strategy: a canary needs canary\.steps, and pool "web" has none in its config$/],
       [{ env: { A: { b: 1 } } }, /env\.A/],
       [{ version: '' }, /version/],
       [[1, 2], /bad request body/],

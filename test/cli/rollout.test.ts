@@ -35,6 +35,7 @@ describe('CLI: rollouts of a managed pool', () => {
     expect(lines[0]).toMatch(/^POOL +INSTANCE +VERSION +STATE +IN-FLIGHT +REQUESTS +UPTIME$/)
     expect(lines.filter(l => /^web +web-1-[0-9a-f]{6} +v1 +serving +0 +\d+ +\d+s$/.test(l))).toHaveLength(2)
     expect(lines.find(l => l.startsWith('web:'))).toBe('web: revision 1 (v1), 2 of 2 serving, no rollout running')
+    expect(lines.find(l => l.startsWith('baton '))).toMatch(/^baton \d+\.\d+\.\d+\S*, generation 1 \(controller pid \d+\)$/)
 
     const json = await cli('status', '--json')
     expect(json.code).toBe(0)

@@ -37,7 +37,10 @@ describe('the reference example', () => {
       stopTimeout: 10_000,
       progressDeadline: 600_000,
       onFailure: 'rollback',
-      historyLimit: 50
+      historyLimit: 50,
+      strategy: 'rolling',
+      maxDraining: '100%',
+      blueGreen: { scaleDownDelay: 30_000 }
     })
 
     expect(worker).toMatchObject({ kind: 'docker', size: 4, version: '1.4.2', balance: 'least-request' })

@@ -8,7 +8,7 @@ import { Rollout, type Strategy } from '../../src/rollout/rollout.js'
 const rev = (number: number): Revision => ({ number, version: `v${number}`, createdAt: '' })
 const strategy: Strategy = {
   maxSurge: 1, maxUnavailable: 0, minReady: 0, slowStart: 0, drainTimeout: 0, stopSignal: 'SIGTERM', stopTimeout: 0,
-  progressDeadline: 60_000, onFailure: 'rollback', historyLimit: 50, surge: 1, unavailable: 0
+  progressDeadline: 60_000, onFailure: 'rollback', historyLimit: 50, maxDraining: '100%', strategy: 'rolling', blueGreen: { scaleDownDelay: 0 }, surge: 1, unavailable: 0, draining: 1
 }
 function finished (pool: string, n: number): Rollout {
   const r = new Rollout(pool, rev(n), rev(n + 1), strategy, 1)

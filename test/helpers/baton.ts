@@ -18,12 +18,31 @@ export interface RunningBaton extends Proc {
   dir: string
   /** SIGKILL baton alone, leaving its instances running (tests of what a next start does). */
   killKeepingInstances: () => Promise<number | null>
+  /** The proxy worker processes alive now (they hold the client connections; the supervisor is `pid`). */
+  workerPids: () => number[]
+}
+
+/**
+ * `BATON_TEST_WORKERS=2 npm test` (npm run test:workers2) runs the suites
+ * with that many proxy workers: every config a test writes gets `workers:`
+ * unless it sets its own.
+ */
+export const TEST_WORKERS = process.env.BATON_TEST_WORKERS === undefined || process.env.BATON_TEST_WORKERS === ''
+  ? undefined
+  : Number(process.env.BATON_TEST_WORKERS)
+
+function withTestWorkers (config: object | string): object | string {
+  if (TEST_WORKERS === undefined) return config
+  // Appended, so that the line numbers of what the test wrote stay as they are.
+  if (typeof config === 'string') return /^workers:/m.test(config) ? config : `${config}\nworkers: ${TEST_WORKERS}\n`
+  return 'workers' in config ? config : { workers: TEST_WORKERS, ...config }
 }
 
 /** Writes a config (object or YAML text) to a fresh temp folder. */
 export function writeConfig (config: object | string, dir = mkdtempSync(join(tmpdir(), 'baton-test-'))): string {
   const file = join(dir, 'baton.yaml')
-  writeFileSync(file, typeof config === 'string' ? config : stringify(config))
+  const c = withTestWorkers(config)
+  writeFileSync(file, typeof c === 'string' ? c : stringify(c))
   return file
 }
 
@@ -32,10 +51,10 @@ export function writeConfig (config: object | string, dir = mkdtempSync(join(tmp
  * `baton started` (listeners open, pools ready). Listen on port 0 and admin on
  * 127.0.0.1:0 to get ports from the OS.
  */
-export async function startBaton (config: object | string, opts: { env?: Record<string, string>, cwd?: string, timeoutMs?: number, dir?: string } = {}): Promise<RunningBaton> {
+export async function startBaton (config: object | string, opts: { env?: Record<string, string>, cwd?: string, timeoutMs?: number, dir?: string, cli?: string } = {}): Promise<RunningBaton> {
   const configFile = writeConfig(config, opts.dir)
   const dir = join(configFile, '..')
-  const proc = startProc(process.execPath, [CLI, 'start', '-c', configFile], {
+  const proc = startProc(process.execPath, [opts.cli ?? CLI, 'start', '-c', configFile], {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, ...opts.env }
   })
@@ -61,8 +80,23 @@ export async function startBaton (config: object | string, opts: { env?: Record<
     adminUrl: `http://127.0.0.1:${admin.port}`,
     configFile,
     dir,
-    killKeepingInstances: async () => await kill('SIGKILL')
+    killKeepingInstances: async () => await kill('SIGKILL'),
+    workerPids: () => workerPidsOf(proc.lines)
   })
+}
+
+/** Pids of the workers baton logged as started that still run (not zombies). */
+export function workerPidsOf (lines: string[]): number[] {
+  const pids: number[] = []
+  for (const l of lines) {
+    if (!l.includes('"msg":"worker started"')) continue
+    const pid = (JSON.parse(l) as { pid: number }).pid
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') pids.push(pid)
+    } catch { /* gone */ }
+  }
+  return pids
 }
 
 /** Runs the CLI to completion; resolves with its exit code and output. */

@@ -21,12 +21,18 @@ export interface LoadOptions {
   /** Safety bounds: a worker stops after this many requests or this long. */
   maxRequests?: number
   maxMs?: number
+  /** Extra request headers of every request. */
+  headers?: Record<string, string>
+  /** Called with every answer: the app's version (undefined: baton answered itself), the status, when it was sent and when it ended (ms epoch). */
+  onAnswer?: (version: string | undefined, status: number, sentAt: number, endedAt: number) => void
 }
 
 export interface LoadResult {
   sent: number
   ok: number
   failed: number
+  /** Failures that are not the app's own answer (no x-app-version): socket errors, baton's 5xx. */
+  batonFailed: number
   slowOk: number
   byStatus: Record<string, number>
   errors: Record<string, number>
@@ -42,14 +48,15 @@ export interface Load {
 
 export function startLoad (baseUrl: string, o: LoadOptions): Load {
   const u = new URL(baseUrl)
-  const result: LoadResult = { sent: 0, ok: 0, failed: 0, slowOk: 0, byStatus: {}, errors: {}, samples: [], versions: {} }
+  const result: LoadResult = { sent: 0, ok: 0, failed: 0, batonFailed: 0, slowOk: 0, byStatus: {}, errors: {}, samples: [], versions: {} }
   let stopped = false
   const deadline = Date.now() + (o.maxMs ?? 120_000)
   const maxRequests = o.maxRequests ?? 200_000
   const agents: Agent[] = []
 
-  const fail = (what: string): void => {
+  const fail = (what: string, byApp = false): void => {
     result.failed++
+    if (!byApp) result.batonFailed++
     if (result.samples.length < 20) result.samples.push(what)
   }
 
@@ -57,6 +64,7 @@ export function startLoad (baseUrl: string, o: LoadOptions): Load {
     const path = kind === 'slow' ? `/slow?ms=${o.slowMs ?? 2000}` : kind === 'post' ? '/sink' : (o.path ?? '/echo')
     const body = kind === 'post' ? Buffer.alloc(o.postBytes ?? 4096, 97) : undefined
     result.sent++
+    const sentAt = Date.now()
     await new Promise<void>(resolve => {
       const req = request({
         host: u.hostname,
@@ -65,6 +73,7 @@ export function startLoad (baseUrl: string, o: LoadOptions): Load {
         method: body === undefined ? 'GET' : 'POST',
         agent,
         headers: {
+          ...o.headers,
           ...(o.host !== undefined ? { host: o.host } : {}),
           ...(kind === 'close' ? { connection: 'close' } : {}),
           ...(body !== undefined ? { 'content-length': body.length } : {})
@@ -77,12 +86,13 @@ export function startLoad (baseUrl: string, o: LoadOptions): Load {
           result.byStatus[status] = (result.byStatus[status] ?? 0) + 1
           const v = res.headers['x-app-version']
           if (typeof v === 'string') result.versions[v] = (result.versions[v] ?? 0) + 1
+          o.onAnswer?.(typeof v === 'string' ? v : undefined, status, sentAt, Date.now())
           if (status >= 200 && status < 300) {
             const text = Buffer.concat(chunks).toString()
             if (kind === 'post' && !text.includes(`"size":${body!.length}`)) fail(`post body lost: ${text.slice(0, 80)}`)
             else { result.ok++; if (kind === 'slow') result.slowOk++ }
           } else {
-            fail(`${kind} ${path}: status ${status} ${Buffer.concat(chunks).toString().slice(0, 100)}`)
+            fail(`${kind} ${path}: status ${status} ${typeof v === 'string' ? `from ${v} ` : ''}${Buffer.concat(chunks).toString().slice(0, 100)}`, typeof v === 'string')
           }
           resolve()
         })

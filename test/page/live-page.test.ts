@@ -144,7 +144,7 @@ describe.skipIf(missing !== undefined)('the live page in headless chromium', () 
     }, 150_000)
 
     it('renders a canary rollout\'s strategy, step, weight and analysis verdicts, and offers promote', async () => {
-      // No baton rollout has these fields yet (SPEC §9 adds them): the pool view is fed a resource shaped as SPEC §9 says.
+      // The pool view is fed a canary's resource as GET /v1/rollouts/ID gives it (test/rollout/canary.test.ts makes real ones).
       const b = browser = await openBrowser(baton.adminUrl)
       const page = b.page
       await page.goto(baton.adminUrl + '/')
@@ -166,8 +166,8 @@ describe.skipIf(missing !== undefined)('the live page in headless chromium', () 
           updated: 1, total: 4, startedAt: new Date().toISOString(), finishedAt: null, error: null, events: [],
           strategy: 'canary', step: 2, weight: 25,
           analysis: [
-            { step: 1, verdict: 'pass', reason: 'within limits', revisions: { v1: { requests: 950, errorRate: 0, p99: 0.004 }, v2: { requests: 50, errorRate: 0.02, p99: 0.005 } } },
-            { step: 2, verdict: 'fail', reason: 'error rate 2.00% over 1%' }
+            { step: 1, verdict: 'pass', reason: '50 requests to v2: error rate 0% ≤ 1%', revisions: { v1: { requests: 950, errorRate: 0, p99: 0.004 }, v2: { requests: 50, errorRate: 0, p99: 0.005 } }, from: 1767225600000, to: 1767225630000 },
+            { step: 2, verdict: 'fail', reason: 'error rate 2% of v2 (5 of 250 attempts) over maxErrorRate 1%', revisions: { v1: { requests: 750, errorRate: 0, p99: 0.004 }, v2: { requests: 250, errorRate: 0.02, p99: null } }, from: 1767225631000, to: 1767225691000 }
           ]
         })
       })()`)
@@ -178,9 +178,11 @@ describe.skipIf(missing !== undefined)('the live page in headless chromium', () 
       const rows = await canary.locator('.analysis-table tbody tr').allTextContents()
       expect(rows).toHaveLength(2)
       expect(rows[0]).toContain('pass')
-      expect(rows[0]).toContain('v2: 50 requests, 2.00% errors, p99 5.0 ms')
+      expect(rows[0]).toContain('v2: 50 requests, 0.00% errors, p99 5.0 ms')
       expect(rows[1]).toContain('fail')
-      expect(rows[1]).toContain('error rate 2.00% over 1%')
+      expect(rows[1]).toContain('error rate 2% of v2 (5 of 250 attempts) over maxErrorRate 1%')
+      expect(rows[1]).toContain('v2: 250 requests, 2.00% errors')
+      expect(rows[1]).not.toContain('null')
       const promote = canary.locator('button[data-action="promote"]')
       expect(await promote.isVisible()).toBe(true)
       await promote.click()

@@ -32,6 +32,9 @@ describe('proxying to a static pool', () => {
 
   it('answers /healthz on the admin API', async () => {
     const res = await fetch(`${baton.adminUrl}/healthz`)
-    expect(await res.json()).toEqual({ status: 'ok' })
+    // SPEC §7: which baton answers: its version, generation and serving controller.
+    const body = await res.json() as { status: string, version: string, generation: number, pid: number }
+    expect(body).toEqual({ status: 'ok', version: expect.stringMatching(/^\d+\.\d+\.\d+/), generation: 1, pid: expect.any(Number) })
+    expect(body.pid).not.toBe(baton.pid)
   })
 })

@@ -1,3 +1,4 @@
+import { Agent } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBackend, type Backend } from '../helpers/backend.js'
 import { startBaton, writeConfig, type RunningBaton } from '../helpers/baton.js'
@@ -11,10 +12,11 @@ import { startLoad } from '../helpers/load.js'
 type Stats = { total: number, paths: Record<string, number> }
 const stats = async (b: Backend): Promise<Stats> => await (await fetch(`http://${b.address}/admin/stats`)).json() as Stats
 
-async function whoami (url: string, n: number): Promise<Record<string, number>> {
+/** `n` requests one after the other; `agent`: on one keep-alive connection, so one worker's balancer sees them all. */
+async function whoami (url: string, n: number, agent: Agent | false = false): Promise<Record<string, number>> {
   const counts: Record<string, number> = {}
   for (let i = 0; i < n; i++) {
-    const r = await send(`${url}/whoami`)
+    const r = await send(`${url}/whoami`, { agent })
     const key = r.status === 200 ? r.text : `status ${r.status}`
     counts[key] = (counts[key] ?? 0) + 1
   }
@@ -100,11 +102,14 @@ describe('passive ejection', () => {
   })
 
   it('ejects a server after 5 consecutive 5xx answers', async () => {
+    // Ejection is each worker's own (SPEC §6): one connection, one worker.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     const statuses: Record<number, number> = {}
     for (let i = 0; i < 30; i++) {
-      const r = await send(`${baton.url}/echo`)
+      const r = await send(`${baton.url}/echo`, { agent })
       statuses[r.status] = (statuses[r.status] ?? 0) + 1
     }
+    agent.destroy()
     // 5xx answers are passed on (the request was answered), then the server is out.
     expect(statuses).toEqual({ 200: 25, 500: 5 })
     const ejected = baton.lines.filter(l => l.includes('"upstream ejected"'))
@@ -129,12 +134,15 @@ describe('passive ejection never takes out more than half of a pool', () => {
   })
 
   it('ejects two of three refusing servers in a pool of four, and no request fails', async () => {
-    expect(await whoami(baton.url, 40)).toEqual({ live: 40 })
+    // Ejection is each worker's own (SPEC §6): one connection, one worker.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    expect(await whoami(baton.url, 40, agent)).toEqual({ live: 40 })
     const ejected = baton.lines.filter(l => l.includes('"upstream ejected"'))
     expect(ejected).toHaveLength(2)
     // The third refusing server is still tried (and retried past) after the two ejections.
     const refusedBefore = await metric(baton.adminUrl, 'baton_upstream_errors_total', { pool: 'web', kind: 'refused' })
-    expect(await whoami(baton.url, 10)).toEqual({ live: 10 })
+    expect(await whoami(baton.url, 10, agent)).toEqual({ live: 10 })
+    agent.destroy()
     expect(await metric(baton.adminUrl, 'baton_upstream_errors_total', { pool: 'web', kind: 'refused' })).toBeGreaterThan(refusedBefore)
     expect(baton.lines.filter(l => l.includes('"upstream ejected"'))).toHaveLength(2)
   })

@@ -18,11 +18,16 @@ const MiB = 1024 ** 2
 // add the whole GiB.
 const RSS_LIMIT_MIB = 200
 
-/** Samples baton's RSS every 100 ms until stopped; resolves with the peak. */
-function watchRss (pid: number): { stop: () => number } {
-  let peak = rssMiB(pid)
-  const t = setInterval(() => { peak = Math.max(peak, rssMiB(pid)) }, 100)
-  return { stop: () => { clearInterval(t); return Math.max(peak, rssMiB(pid)) } }
+/** The largest RSS among baton's proxy workers (the processes that carry the bodies). */
+function workerRss (baton: RunningBaton): number {
+  return Math.max(...baton.workerPids().map(rssMiB))
+}
+
+/** Samples the workers' RSS every 100 ms until stopped; resolves with the peak. */
+function watchRss (baton: RunningBaton): { stop: () => number } {
+  let peak = workerRss(baton)
+  const t = setInterval(() => { peak = Math.max(peak, workerRss(baton)) }, 100)
+  return { stop: () => { clearInterval(t); return Math.max(peak, workerRss(baton)) } }
 }
 
 describe('streaming bodies', () => {
@@ -38,8 +43,8 @@ describe('streaming bodies', () => {
   })
 
   it('streams a 1 GiB download to a slow reader with bounded memory', async () => {
-    const before = rssMiB(baton.pid)
-    const rss = watchRss(baton.pid)
+    const before = workerRss(baton)
+    const rss = watchRss(baton)
     const started = Date.now()
     const { status, received } = await new Promise<{ status: number, received: number }>((resolve, reject) => {
       const req = request(`${baton.url}/bytes?n=${GiB}`, { agent: false }, res => {
@@ -62,7 +67,7 @@ describe('streaming bodies', () => {
     })
     const peak = rss.stop()
     await sleep(200)
-    const after = rssMiB(baton.pid)
+    const after = workerRss(baton)
     console.log(`download: 1 GiB in ${Date.now() - started} ms; baton RSS before ${before.toFixed(0)} MiB, peak ${peak.toFixed(0)} MiB, after ${after.toFixed(0)} MiB`)
     expect(status).toBe(200)
     expect(received).toBe(GiB)
@@ -71,8 +76,8 @@ describe('streaming bodies', () => {
   }, 90_000)
 
   it('streams a 1 GiB upload to a slow backend with bounded memory', async () => {
-    const before = rssMiB(baton.pid)
-    const rss = watchRss(baton.pid)
+    const before = workerRss(baton)
+    const rss = watchRss(baton)
     const started = Date.now()
     const chunk = Buffer.alloc(256 * 1024, 121)
     let sent = 0
@@ -95,7 +100,7 @@ describe('streaming bodies', () => {
     })
     const peak = rss.stop()
     await sleep(200)
-    const after = rssMiB(baton.pid)
+    const after = workerRss(baton)
     console.log(`upload: 1 GiB in ${Date.now() - started} ms; baton RSS before ${before.toFixed(0)} MiB, peak ${peak.toFixed(0)} MiB, after ${after.toFixed(0)} MiB`)
     expect(reply.status).toBe(200)
     expect(JSON.parse(reply.text).size).toBe(GiB)

@@ -1,3 +1,4 @@
+import { Agent } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startBackend, type Backend } from '../helpers/backend.js'
@@ -115,11 +116,14 @@ describe('connect timeouts', () => {
 
   it('retries a connect that times out on the other server', async () => {
     const started = Date.now()
+    // One connection: one worker's round-robin (each worker takes its own turns, SPEC §6).
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     for (let i = 0; i < 6; i++) {
-      const r = await send(`${baton.url}/whoami`)
+      const r = await send(`${baton.url}/whoami`, { agent })
       expect(r.status).toBe(200)
       expect(r.text).toBe('live')
     }
+    agent.destroy()
     console.log(`6 requests with a hanging server in the pool: ${Date.now() - started} ms`)
     // Round-robin alternates: the retries do not make the hanging server everyone's first try.
     expect(await metric(baton.adminUrl, 'baton_upstream_errors_total', { pool: 'web', kind: 'connect_timeout' })).toBe(3)
@@ -129,11 +133,14 @@ describe('connect timeouts', () => {
   it('answers 502 for a connect that times out when retries is 0', async () => {
     const statuses: number[] = []
     let slowest = 0
+    // One connection: one worker's round-robin (each worker takes its own turns, SPEC §6).
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     for (let i = 0; i < 4; i++) {
       const started = Date.now()
-      statuses.push((await send(`${baton0.url}/whoami`)).status)
+      statuses.push((await send(`${baton0.url}/whoami`, { agent })).status)
       slowest = Math.max(slowest, Date.now() - started)
     }
+    agent.destroy()
     expect(statuses.sort()).toEqual([200, 200, 502, 502])
     expect(slowest).toBeLessThan(2_000)
   })

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { afterCrash, BACKOFF, GIVE_UP_AFTER, judgeFailure, judgeUnready, NO_CRASHES } from '../../src/rollout/failures.js'
-import { planRolling, plannerFor, type Bounds, type InstanceState, type Plan, type PlanInput, type PlanInstance, type RolloutState } from '../../src/rollout/planner.js'
+import { canaryInstances, planBlueGreen, planCanary, planRolling, plannerFor, type Bounds, type CanaryStep, type InstanceState, type Plan, type PlanInput, type PlanInstance, type RolloutState, type StepState } from '../../src/rollout/planner.js'
 
 // The planner alone: pure functions over tables of states, no process, no
 // clock. test/rollout/bounds.test.ts checks the same bounds end to end.
 
 const HOUR = 3_600_000
-const bounds = (surge: number, unavailable: number, minReady = 0, progressDeadline = HOUR): Bounds => ({ surge, unavailable, minReady, progressDeadline })
+const bounds = (surge: number, unavailable: number, minReady = 0, progressDeadline = HOUR): Bounds => ({ surge, unavailable, minReady, progressDeadline, draining: 4 })
 
 let seq = 0
 function inst (revision: number, state: InstanceState, readyAt = 0): PlanInstance {
@@ -129,6 +129,22 @@ describe('planRolling: one step', () => {
     expect(after.start).toBe(1)
   })
 
+  it('a draining instance left with only upgraded connections no longer counts against maxSurge, up to maxDraining', () => {
+    const quiet = (revision: number): PlanInstance => ({ ...inst(revision, 'draining'), upgradesOnly: true })
+    // 3 old serving + 1 new serving, and 1 old draining with only WebSockets: with maxSurge 1 the next new one starts.
+    const old = many(3, 1, 'serving')
+    const fresh = inst(2, 'serving', 1)
+    expect(plan({ rollout: forward(), instances: [...old, fresh, inst(1, 'draining')] }).start).toBe(0)
+    expect(plan({ rollout: forward(), instances: [...old, fresh, quiet(1)] }).start).toBe(1)
+    // maxDraining bounds how many may pile up: beyond it, they count again.
+    const b = { ...bounds(1, 0), draining: 1 }
+    expect(plan({ bounds: b, rollout: forward(), instances: [...many(2, 1, 'serving'), ...many(2, 2, 'serving', 1), quiet(1), quiet(1)] }).start).toBe(0)
+    expect(plan({ bounds: { ...b, draining: 2 }, rollout: forward(), instances: [...many(2, 1, 'serving'), ...many(2, 2, 'serving', 1), quiet(1), quiet(1)] }).start).toBe(1)
+    // They still run: the rollout converges only once they are gone.
+    const done = plan({ rollout: forward({ updated: 4 }), instances: [...many(4, 2, 'serving', 1), quiet(1)] })
+    expect(done.rollout).toMatchObject({ converged: false, remaining: 1 })
+  })
+
   it('a crash-loop backoff holds starts back and wakes the plan when it ends', () => {
     const p = plan({ now: 10_000, backoffUntil: 12_000, instances: many(3, 1, 'serving') })
     expect(p.start).toBe(0)
@@ -157,8 +173,149 @@ describe('planRolling: one step', () => {
     expect(plan({ now: 99_999, bounds: b, rollout: forward({ status: 'paused', progressAt: 0 }), instances: waiting }).rollout).toBeUndefined()
   })
 
-  it('plannerFor names the rolling strategy', () => {
+  it('plannerFor names each strategy\'s plan function', () => {
     expect(plannerFor('rolling')).toBe(planRolling)
+    expect(plannerFor('canary')).toBe(planCanary)
+    expect(plannerFor('blueGreen')).toBe(planBlueGreen)
+  })
+})
+
+const STEPS: CanaryStep[] = [{ weight: 5, pause: 1_000 }, { weight: 25, pause: 'manual' }, { weight: 50, pause: 2_000 }]
+const steps = (o: Partial<StepState> = {}): StepState => ({ step: 0, stepAt: 0, passed: false, extended: false, promoted: false, weight: 0, ...o })
+const canaryBounds = (o: Partial<Bounds> = {}): Bounds => ({ ...bounds(1, 0, 0), canary: { steps: STEPS }, ...o })
+function canary (o: Partial<PlanInput> & { instances: PlanInstance[], st?: Partial<StepState>, r?: Partial<RolloutState> }): Plan {
+  const { st, r, ...rest } = o
+  return planCanary({ now: 10_000, size: 4, current: 1, bounds: canaryBounds(), backoffUntil: 0, rollout: forward({ steps: steps(st), ...r }), ...rest })
+}
+
+describe('planCanary: one step', () => {
+  it('a step needs its share of the pool in new instances, at least one, at most the size', () => {
+    expect([canaryInstances(10, 5), canaryInstances(4, 5), canaryInstances(4, 25), canaryInstances(4, 50), canaryInstances(4, 0), canaryInstances(4, 100)]).toEqual([1, 1, 1, 2, 1, 4])
+  })
+
+  it('before the first step: its new instances start beside the whole old set, no traffic to them yet', () => {
+    const p = canary({ instances: many(4, 1, 'serving') })
+    expect(p).toMatchObject({ target: 2, start: 1, startFrom: 0, stop: [], split: 0, step: undefined })
+    expect(p.rollout).toMatchObject({ newBatch: true, stalled: false })
+    // Starting, then serving: the step's traffic begins at its weight, whatever the instance counts (1 of 5 here, 5%).
+    expect(canary({ instances: [...many(4, 1, 'serving'), inst(2, 'starting')] })).toMatchObject({ start: 0, split: 0, step: undefined })
+    const begin = canary({ instances: [...many(4, 1, 'serving'), inst(2, 'serving', 9_000)] })
+    expect(begin).toMatchObject({ start: 0, split: 5, step: { kind: 'begin', step: 1, weight: 5 } })
+    expect(begin.rollout).toMatchObject({ progressed: true })
+  })
+
+  it('a timed pause ends in an analysis (two pauses when it waits for traffic); the plan wakes at its end', () => {
+    const live = [...many(4, 1, 'serving'), inst(2, 'serving', 1)]
+    const during = canary({ now: 10_500, st: { step: 1, stepAt: 10_000 }, instances: live })
+    expect(during).toMatchObject({ start: 0, split: 5, step: undefined, wakeAt: 11_000 })
+    expect(canary({ now: 11_000, st: { step: 1, stepAt: 10_000 }, instances: live }).step).toEqual({ kind: 'analyze', step: 1 })
+    const waiting = canary({ now: 11_000, st: { step: 1, stepAt: 10_000, extended: true }, instances: live })
+    expect(waiting).toMatchObject({ step: undefined, wakeAt: 12_000 })
+    expect(canary({ now: 12_000, st: { step: 1, stepAt: 10_000, extended: true }, instances: live }).step).toEqual({ kind: 'analyze', step: 1 })
+  })
+
+  it('a passed step: the next one\'s instances start, its weight applies once they serve; a manual pause waits for resume', () => {
+    // Step 2 (25%) of 4 needs 1 instance: there already is one, so it begins at once.
+    const live = [...many(4, 1, 'serving'), inst(2, 'serving', 1)]
+    expect(canary({ st: { step: 1, stepAt: 1, passed: true }, instances: live })).toMatchObject({ start: 0, split: 25, step: { kind: 'begin', step: 2, weight: 25 } })
+    expect(canary({ st: { step: 2, stepAt: 1 }, instances: live })).toMatchObject({ split: 25, step: { kind: 'manual', step: 2 } })
+    // Step 3 (50%) needs 2: one more starts, and until it serves the traffic stays at 25%.
+    const next = canary({ st: { step: 2, stepAt: 1, passed: true }, instances: live })
+    expect(next).toMatchObject({ start: 1, split: 25, step: undefined })
+    expect(canary({ st: { step: 2, stepAt: 1, passed: true }, instances: [...live, inst(2, 'serving', 9_000)] }).step).toEqual({ kind: 'begin', step: 3, weight: 50 })
+  })
+
+  it('1 new instance among 10 old takes exactly the step\'s weight, not a tenth', () => {
+    const p = canary({ size: 10, st: { step: 1, stepAt: 10_000 }, instances: [...many(10, 1, 'serving'), inst(2, 'serving', 1)] })
+    expect(p.split).toBe(5)
+  })
+
+  it('paused (by the operator, or a manual step): nothing starts, the split stays', () => {
+    const p = canary({ r: { status: 'paused' }, st: { step: 2, stepAt: 1 }, instances: [...many(4, 1, 'serving'), inst(2, 'serving', 1)] })
+    expect(p).toEqual({ target: 2, start: 0, stop: [], split: 25 })
+  })
+
+  it('the old set is kept whole during the steps: a crashed old instance is replaced (after the backoff)', () => {
+    const live = [...many(3, 1, 'serving'), inst(2, 'serving', 1)]
+    expect(canary({ st: { step: 1, stepAt: 10_000 }, instances: live }).startFrom).toBe(1)
+    const held = canary({ st: { step: 1, stepAt: 10_000 }, backoffUntil: 10_400, instances: live })
+    expect(held).toMatchObject({ startFrom: 0, wakeAt: 10_400 })
+    // A leftover of some third revision goes.
+    const stray = inst(7, 'serving', 1)
+    expect(canary({ st: { step: 1, stepAt: 10_000 }, instances: [...live, stray] }).stop).toEqual([stray.id])
+  })
+
+  it('progressDeadline counts only while a step waits for its instances, never during a pause', () => {
+    const b = canaryBounds({ progressDeadline: 1_000 })
+    const waitingForInstances = canary({ now: 20_000, bounds: b, r: { progressAt: 10_000, remaining: 8 }, instances: [...many(4, 1, 'serving'), inst(2, 'starting')] })
+    expect(waitingForInstances.rollout).toMatchObject({ stalled: true })
+    const longPause = canary({ now: 20_000, bounds: { ...b, canary: { steps: [{ weight: 5, pause: 3_600_000 }] } }, r: { progressAt: 10_000, remaining: 4 }, st: { step: 1, stepAt: 10_000 }, instances: [...many(4, 1, 'serving'), inst(2, 'serving', 1)] })
+    expect(longPause.rollout).toMatchObject({ stalled: false })
+    expect(longPause.wakeAt).toBe(10_000 + 3_600_000)
+  })
+
+  it('after the last step (or a promote): a rolling update of the rest, the new share never below the last weight', () => {
+    const live = [...many(4, 1, 'serving'), ...many(2, 2, 'serving', 1)]
+    const rest = canary({ st: { step: 3, stepAt: 1, passed: true, promoted: true, weight: 50 }, instances: live })
+    // Rolling: 2 new available, so 2 old go at once; maxSurge 1 holds the next start until they have.
+    expect(rest.stop).toHaveLength(2)
+    expect(rest.start).toBe(0)
+    expect(rest.split).toBe(50)
+    // Further on, the share by instances is higher than the floor: it wins.
+    expect(canary({ st: { promoted: true, weight: 50 }, instances: [inst(1, 'serving'), ...many(3, 2, 'serving', 1)] }).split).toBe(75)
+    // Converged: no split any more.
+    const done = canary({ st: { promoted: true, weight: 50 }, instances: many(4, 2, 'serving', 1) })
+    expect(done.rollout?.converged).toBe(true)
+    expect(done.split).toBeUndefined()
+  })
+
+  it('going back (failed analysis, abort): all traffic to the old set at once, and the new instances go', () => {
+    const fresh = many(2, 2, 'serving', 1)
+    const p = canary({ r: { direction: 'back' }, st: { step: 3, stepAt: 1 }, instances: [...many(4, 1, 'serving'), ...fresh] })
+    expect(p.target).toBe(1)
+    expect(p.split).toBe(0)
+    expect(p.stop).toEqual(fresh.map(i => i.id))
+    // With the old set short (the rest had begun), traffic follows the instances instead.
+    expect(canary({ r: { direction: 'back' }, st: { promoted: true }, instances: [...many(2, 1, 'serving'), ...many(4, 2, 'serving', 1)] }).split).toBeUndefined()
+  })
+})
+
+const bgBounds = (o: Partial<Bounds> = {}): Bounds => ({ ...bounds(1, 0, 500), blueGreen: { scaleDownDelay: 3_000 }, ...o })
+function blueGreen (o: Partial<PlanInput> & { instances: PlanInstance[], st?: Partial<StepState>, r?: Partial<RolloutState> }): Plan {
+  const { st, r, ...rest } = o
+  return planBlueGreen({ now: 10_000, size: 4, current: 1, bounds: bgBounds(), backoffUntil: 0, rollout: forward({ steps: steps(st), ...r }), ...rest })
+}
+
+describe('planBlueGreen: one step', () => {
+  it('starts a whole new set at once, beyond maxSurge, with no traffic to it', () => {
+    expect(blueGreen({ instances: many(4, 1, 'serving') })).toMatchObject({ target: 2, start: 4, stop: [], split: 0, step: undefined })
+  })
+
+  it('switches once every new instance serves and has soaked for minReady (the preview window)', () => {
+    const soaking = [...many(4, 1, 'serving'), ...many(3, 2, 'serving', 9_000), inst(2, 'serving', 9_800)]
+    expect(blueGreen({ instances: soaking })).toMatchObject({ split: 0, step: undefined, wakeAt: 10_300 })
+    const ready = blueGreen({ now: 10_300, instances: soaking })
+    expect(ready).toMatchObject({ split: 100, step: { kind: 'switch' }, stop: [] })
+  })
+
+  it('keeps the old set whole for scaleDownDelay after the switch, then stops it and converges', () => {
+    const fresh = many(4, 2, 'serving', 1)
+    const old = many(4, 1, 'serving')
+    const within = blueGreen({ now: 12_000, st: { step: 1, stepAt: 10_000 }, instances: [...old, ...fresh] })
+    expect(within).toMatchObject({ split: 100, stop: [], start: 0, wakeAt: 13_000 })
+    const after = blueGreen({ now: 13_000, st: { step: 1, stepAt: 10_000 }, instances: [...old, ...fresh] })
+    expect(after.stop).toEqual(old.map(i => i.id))
+    expect(after.split).toBe(100)
+    const done = blueGreen({ now: 14_000, st: { step: 1, stepAt: 10_000 }, instances: fresh })
+    expect(done.rollout?.converged).toBe(true)
+    expect(done.split).toBeUndefined()
+  })
+
+  it('a rollback within scaleDownDelay switches back at once and stops the new set', () => {
+    const fresh = many(4, 2, 'serving', 1)
+    const p = blueGreen({ now: 12_000, r: { direction: 'back' }, st: { step: 1, stepAt: 10_000 }, instances: [...many(4, 1, 'serving'), ...fresh] })
+    expect(p).toMatchObject({ target: 1, split: 0 })
+    expect(p.stop).toEqual(fresh.map(i => i.id))
   })
 })
 

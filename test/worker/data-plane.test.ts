@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { DEFAULTS } from '../../src/config/defaults.js'
 import type { ProxyConfig } from '../../src/config/types.js'
 import { InProcessLink, type TableMember, type TableSnapshot } from '../../src/controller/data-plane-link.js'
@@ -23,6 +24,7 @@ describe('the data plane behind an in-process link', () => {
   let link: InProcessLink
   let url: string
   const idle: string[] = []
+  const quiet: string[] = []
   const seconds: TrafficSecond[] = []
   let version = 0
   const member = (be: Backend, id: string): TableMember => ({ id, host: '127.0.0.1', port: be.port, version: 'v1', revision: 1, servingSince: 0 })
@@ -31,10 +33,10 @@ describe('the data plane behind an in-process link', () => {
   const whoami = async (): Promise<string> => (await send(`${url}/whoami`)).body.toString()
 
   beforeAll(async () => {
-    [a, b] = await Promise.all([startBackend({ NAME: 'a' }), startBackend({ NAME: 'b' })])
+    [a, b] = await Promise.all([startBackend({ NAME: 'a', WS: '1' }), startBackend({ NAME: 'b', WS: '1' })])
     plane = new DataPlane(proxy)
     link = new InProcessLink(plane)
-    link.connect({ idle: id => idle.push(id), traffic: (_second, s) => seconds.push(...s) })
+    link.connect({ idle: id => idle.push(id), quiet: id => quiet.push(id), traffic: (_second, s) => seconds.push(...s) })
     const [l] = await plane.listen([{ host: '127.0.0.1', port: 0 }])
     url = `http://127.0.0.1:${l.port}`
   })
@@ -69,6 +71,57 @@ describe('the data plane behind an in-process link', () => {
     expect((await slow).status).toBe(200)
     await waitFor(() => idle.includes('a'), 5_000)
     expect((await link.counts()).find(c => c.id === 'a')).toMatchObject({ inflight: 0 })
+  })
+
+  it('tells requests from upgraded connections apart: a member left with only a WebSocket is reported quiet, then idle when it closes', async () => {
+    await link.publish(table([member(a, 'a')]))
+    const ws = new WebSocket(url.replace('http', 'ws') + '/ws')
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+    const slow = send(`${url}/slow?ms=600`)
+    await waitFor(async () => (await link.counts()).find(c => c.id === 'a')?.inflight === 2, 5_000)
+    expect((await link.counts()).find(c => c.id === 'a')).toMatchObject({ inflight: 2, upgrades: 1 })
+    quiet.length = 0
+    idle.length = 0
+    await link.publish(table([member(b, 'b')]))
+    expect(quiet).toEqual([])
+    expect((await slow).status).toBe(200)
+    await waitFor(() => quiet.includes('a'), 5_000)
+    expect(idle).toEqual([])
+    // The WebSocket still works while its member drains.
+    const echoed = new Promise<string>(resolve => ws.once('message', m => resolve(String(m))))
+    ws.send('still here')
+    expect(await echoed).toBe('still here')
+    ws.close()
+    await waitFor(() => idle.includes('a'), 5_000)
+    expect((await link.counts()).find(c => c.id === 'a')).toMatchObject({ inflight: 0, upgrades: 0 })
+  })
+
+  it('a member that left with only HTTP requests is reported idle, never quiet', async () => {
+    await link.publish(table([member(a, 'a')]))
+    const slow = send(`${url}/slow?ms=300`)
+    await waitFor(async () => (await link.counts()).find(c => c.id === 'a')?.inflight === 1, 5_000)
+    quiet.length = 0
+    idle.length = 0
+    await link.publish(table([member(b, 'b')]))
+    expect((await slow).status).toBe(200)
+    await waitFor(() => idle.includes('a'), 5_000)
+    expect(quiet).toEqual([])
+  })
+
+  it('splits by the table\'s weight between two revisions, pins by header and by a preview route', async () => {
+    const canary = { ...member(b, 'b'), version: 'v2', revision: 2 }
+    const split = { stable: 1, canary: 2, weight: 25, header: 'x-canary' }
+    const routes = [{ host: 'preview.test', pool: 'web', revision: 2 }, { pool: 'web' }]
+    await link.publish(table([member(a, 'a'), canary], { pools: [{ name: 'web', balance: 'round-robin', slowStart: 0, members: [member(a, 'a'), canary], split }], routes }))
+    const names: string[] = []
+    for (let k = 0; k < 40; k++) names.push(await whoami())
+    expect(names.filter(n => n === 'b')).toHaveLength(10)
+    expect((await send(`${url}/whoami`, { headers: { 'x-canary': 'always' } })).text).toBe('b')
+    expect((await send(`${url}/whoami`, { headers: { 'x-canary': 'never' } })).text).toBe('a')
+    for (let k = 0; k < 4; k++) expect((await send(`${url}/whoami`, { headers: { host: 'preview.test:8080' } })).text).toBe('b')
+    // The split and the preview route go with the next table that has none.
+    await link.publish(table([member(a, 'a')]))
+    expect((await send(`${url}/whoami`, { headers: { host: 'preview.test' } })).text).toBe('a')
   })
 
   it('new upstream timeouts replace the upstreams; what is in flight on the old ones ends there and still counts', async () => {

@@ -15,7 +15,9 @@ import { drawChart, formatRate, svg, swatch, TrafficHistory } from './chart.js'
  * @typedef {{ id: string, pool: string, status: string, direction?: string, fromVersion?: string,
  *   toVersion?: string, fromRevision: number, toRevision: number, updated: number, total: number,
  *   startedAt: string, finishedAt: string | null, error: string | null, events?: Array<{ at: string, message: string }>,
- *   strategy?: string, step?: number, weight?: number, analysis?: unknown }} RolloutData
+ *   strategy?: string, step?: number, weight?: number, analysis?: StepAnalysis[] }} RolloutData
+ * @typedef {{ requests: number, errorRate: number, p99: number | null }} RevisionNumbers
+ * @typedef {{ step: number, verdict: string, reason: string, revisions: Record<string, RevisionNumbers>, from: number, to: number }} StepAnalysis
  * @typedef {{ control: (id: string, action: string) => Promise<void>, rollback: (pool: string) => Promise<void>,
  *   report: (id: string) => Promise<string> }} Actions
  * @typedef {import('./chart.js').SeriesStyles} SeriesStyles
@@ -311,26 +313,21 @@ export class PoolView {
 }
 
 /**
- * The canary analysis (SPEC §9), when the rollout has one: a row per step
- * with its verdict and reason, and each revision's numbers as given.
- * @param {unknown} analysis
+ * The canary analysis (SPEC §9), when the rollout has one: a row per
+ * judgement (a step that waited for traffic has two) with its verdict and
+ * reason, and each revision's numbers over the step's window.
+ * @param {StepAnalysis[] | undefined} analysis
  * @returns {HTMLElement[]}
  */
 function analysisTable (analysis) {
-  if (!Array.isArray(analysis) || analysis.length === 0) return []
-  const rows = analysis.map((a, i) => {
-    const step = a !== null && typeof a === 'object' ? a : {}
-    const numbers = Object.entries(step.revisions ?? step)
-      .filter(([, v]) => v !== null && typeof v === 'object')
-      .map(([rev, v]) => `${rev}: ${[
-        typeof v.requests === 'number' ? `${v.requests} requests` : '',
-        typeof v.errorRate === 'number' ? `${(v.errorRate * 100).toFixed(2)}% errors` : '',
-        typeof v.p99 === 'number' ? `p99 ${ms(v.p99)}` : ''
-      ].filter(Boolean).join(', ')}`)
+  if (analysis === undefined || analysis.length === 0) return []
+  const rows = analysis.map(a => {
+    const numbers = Object.entries(a.revisions).map(([name, v]) =>
+      `${name}: ${v.requests} requests, ${(v.errorRate * 100).toFixed(2)}% errors${v.p99 === null ? '' : `, p99 ${ms(v.p99)}`}`)
     return h('tr', {},
-      h('th', { scope: 'row' }, String(step.step ?? i + 1)),
-      h('td', { class: `verdict verdict-${String(step.verdict ?? 'pending')}` }, String(step.verdict ?? 'pending')),
-      h('td', {}, String(step.reason ?? '')),
+      h('th', { scope: 'row' }, String(a.step)),
+      h('td', { class: `verdict verdict-${a.verdict}` }, a.verdict),
+      h('td', {}, a.reason),
       h('td', {}, numbers.join('; ')))
   })
   return [h('table', { class: 'analysis-table' },

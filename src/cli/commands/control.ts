@@ -15,6 +15,10 @@ const ACTIONS = {
   abort: {
     description: 'abort the current rollout of a pool and roll back to the revision it started from',
     done: (v: RolloutView) => `rollout ${v.id} aborted: rolling back to ${revisionLabel(v.fromRevision, v.fromVersion)}`
+  },
+  promote: {
+    description: 'skip the remaining steps of a canary: the rest of the pool is replaced as a rolling update',
+    done: (v: RolloutView) => `rollout ${v.id} promoted: the remaining steps are skipped (${v.updated}/${v.total} updated)`
   }
 } as const
 
@@ -34,7 +38,7 @@ export function registerControl (program: Command): void {
   }
 
   withAdminOption(program.command('rollback')
-    .description('roll a pool back to its previous revision (a rollout of its own)')
+    .description('roll a pool back to its previous revision (a rollout of its own); during a blue-green\'s scaleDownDelay, switch back at once')
     .argument('<pool>', 'the pool to roll back')
     .option('-w, --watch', 'follow the rollback like rollout --watch')
     .addOption(new Option('--tty', 'draw the progress bar even when stdout is not a terminal').hideHelp()))

@@ -18,6 +18,8 @@ export function summarise (r: RolloutReport): string {
     if (p.requests === 0) continue
     lines.push(`  ${p.name.padEnd(9)} ${String(p.requests).padStart(8)} req  p50 ${ms(p.p50).padStart(9)}  p99 ${ms(p.p99).padStart(9)}  max ${ms(p.max).padStart(9)}${p.failed > 0 ? `  ${p.failed} failed` : ''}`)
   }
+  // Canary verdicts (an older baton's report has none).
+  for (const v of r.verdicts ?? []) lines.push(`  step ${v.step} ${v.verdict}: ${v.reason}`)
   return lines.join('\n')
 }
 

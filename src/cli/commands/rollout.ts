@@ -11,6 +11,7 @@ interface RolloutOptions extends ClientOptions {
   env?: Record<string, string>
   maxSurge?: number | string
   maxUnavailable?: number | string
+  strategy?: string
   watch?: boolean
   tty?: boolean
 }
@@ -68,13 +69,15 @@ export function registerRollout (program: Command): void {
     .option('--env <NAME=value>', 'environment variable of the new revision, merged over the pool\'s env (repeatable)', collectEnv)
     .option('--max-surge <n>', 'instances above size during the rollout: a count or a percentage such as 25%', scaled)
     .option('--max-unavailable <n>', 'instances below size during the rollout: a count or a percentage', scaled)
+    .option('--strategy <name>', 'rolling, canary or blueGreen for this rollout (default: the pool\'s rollout.strategy)')
     .option('-w, --watch', 'follow the rollout: a progress bar on a terminal, plain lines otherwise; exit 0 on success, 1 on failure or rollback')
     .addOption(new Option('--tty', 'draw the progress bar even when stdout is not a terminal').hideHelp()))
     .action(async (pool: string, opts: RolloutOptions) => {
       const client = new AdminClient(opts)
       const strategy = {
         ...(opts.maxSurge === undefined ? {} : { maxSurge: opts.maxSurge }),
-        ...(opts.maxUnavailable === undefined ? {} : { maxUnavailable: opts.maxUnavailable })
+        ...(opts.maxUnavailable === undefined ? {} : { maxUnavailable: opts.maxUnavailable }),
+        ...(opts.strategy === undefined ? {} : { strategy: opts.strategy })
       }
       const body = {
         ...(opts.version === undefined ? {} : { version: opts.version }),

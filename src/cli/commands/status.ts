@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { AdminClient, withAdminOption, type ClientOptions } from '../client.js'
 import { formatUptime, table } from '../format.js'
-import { enc, revisionLabel, statusWords, type PoolView, type RolloutView } from '../views.js'
+import { enc, revisionLabel, statusWords, stepWords, type PoolView, type RolloutView } from '../views.js'
 
 const LIVE = new Set(['starting', 'ready', 'serving', 'draining'])
 
@@ -13,7 +13,10 @@ function summary (p: PoolView, rollout: RolloutView | undefined): string {
   if (p.crashLoop === true) line += `, crash loop (${p.restarts ?? 0} restarts)`
   if (p.rollout === null) line += ', no rollout running'
   else if (rollout === undefined) line += `, rollout ${p.rollout}`
-  else line += `, rollout ${rollout.id} ${statusWords(rollout)} (${rollout.updated}/${rollout.total} updated, ${revisionLabel(rollout.fromRevision, rollout.fromVersion)} -> ${revisionLabel(rollout.toRevision, rollout.toVersion)})`
+  else {
+    const steps = stepWords(rollout)
+    line += `, rollout ${rollout.id} ${statusWords(rollout)} (${rollout.updated}/${rollout.total} updated, ${revisionLabel(rollout.fromRevision, rollout.fromVersion)} -> ${revisionLabel(rollout.toRevision, rollout.toVersion)}${steps === '' ? '' : `; ${rollout.strategy ?? ''} ${steps}`})`
+  }
   const failures = p.instances.filter(i => i.state === 'failed' && i.failure != null).map(i => `  ${i.id} failed: ${i.failure as string}\n`)
   return line + '\n' + failures.join('')
 }
@@ -48,5 +51,8 @@ export function registerStatus (program: Command): void {
           : await client.call<RolloutView>('status', 'GET', `/v1/rollouts/${enc(p.rollout)}`).catch(() => undefined)
         process.stdout.write(summary(p, rollout))
       }
+      // Which baton answered (SPEC §7): an upgrade of baton changes the generation.
+      const h = await client.call<{ version?: string, generation?: number, pid?: number }>('status', 'GET', '/healthz').catch(() => undefined)
+      if (h?.version !== undefined) process.stdout.write(`baton ${h.version}, generation ${String(h.generation)} (controller pid ${String(h.pid)})\n`)
     })
 }

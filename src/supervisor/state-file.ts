@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { signalGroup } from '../driver/process.js'
+import { signalGroup } from '../driver/spawn.js'
 import { log } from '../log.js'
 
 /** How long leftovers get to exit on SIGTERM before SIGKILL. */
