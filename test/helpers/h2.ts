@@ -45,3 +45,81 @@ export async function h2Close (session: ClientHttp2Session): Promise<void> {
   if (session.destroyed) return
   await new Promise<void>(resolve => session.close(() => resolve()))
 }
+
+export interface H2LoadResult {
+  /** Streams that got a whole response. */
+  ok: number
+  /** Streams reset, cut or answered 5xx, with why (counted by code). */
+  failed: number
+  errors: Record<string, number>
+  /** Whole responses per `x-app-version`, and the versions of the streams opened after `mark()`. */
+  versions: Record<string, number>
+  afterMark: Record<string, number>
+  /** Sessions opened, GOAWAYs received, and requests started again on a new session (not sent, or refused unprocessed). */
+  sessions: number
+  goaways: number
+  restarted: number
+}
+
+/**
+ * A client that keeps `streams` requests in flight over HTTP/2, as a
+ * browser would: one session at a time, a new one once the server sent
+ * GOAWAY (the streams it took still finish on the old one). A request the
+ * client could not even start on a session going away is started again on
+ * the next (nothing was sent); a stream refused with REFUSED_STREAM (the
+ * server says it never processed it) likewise, as RFC 9113 §8.7 allows.
+ * Anything else that does not end in a whole non-5xx response is a failure.
+ */
+export function startH2Load (port: number, o: { streams?: number, path?: string, servername?: string } = {}): { mark: () => void, stop: () => Promise<H2LoadResult> } {
+  const r: H2LoadResult = { ok: 0, failed: 0, errors: {}, versions: {}, afterMark: {}, sessions: 0, goaways: 0, restarted: 0 }
+  let session: ClientHttp2Session | undefined
+  let stopping = false
+  let marked = false
+  const fail = (why: string): void => { r.failed++; r.errors[why] = (r.errors[why] ?? 0) + 1 }
+  const current = (): ClientHttp2Session => {
+    if (session === undefined || session.closed || session.destroyed) {
+      const s = h2Session(port, o.servername)
+      s.once('goaway', () => { r.goaways++; if (session === s) session = undefined })
+      session = s
+      r.sessions++
+    }
+    return session
+  }
+  const one = async (): Promise<void> => {
+    const afterMark = marked
+    for (let attempt = 0; attempt < 5; attempt++) {
+      let reply: H2Reply
+      try {
+        reply = await h2Request(current(), { ':path': o.path ?? '/' })
+      } catch (err) {
+        const e = err as { code?: string, rstCode?: number }
+        if (e.code === 'ERR_HTTP2_GOAWAY_SESSION' || e.code === 'ERR_HTTP2_INVALID_SESSION' || e.rstCode === constants.NGHTTP2_REFUSED_STREAM) {
+          session = undefined
+          r.restarted++
+          continue
+        }
+        fail(e.rstCode !== undefined ? `rst ${e.rstCode}` : e.code ?? String(err))
+        return
+      }
+      if (reply.status >= 500) { fail(`status ${reply.status}`); return }
+      r.ok++
+      const v = String(reply.headers['x-app-version'])
+      r.versions[v] = (r.versions[v] ?? 0) + 1
+      if (afterMark) r.afterMark[v] = (r.afterMark[v] ?? 0) + 1
+      return
+    }
+    fail('not started after 5 sessions')
+  }
+  const loops = Array.from({ length: o.streams ?? 6 }, async () => {
+    while (!stopping) await one()
+  })
+  return {
+    mark: () => { marked = true },
+    stop: async () => {
+      stopping = true
+      await Promise.all(loops)
+      if (session !== undefined) await h2Close(session)
+      return r
+    }
+  }
+}

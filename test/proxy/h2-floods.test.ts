@@ -75,10 +75,14 @@ describe('HTTP/2 floods', () => {
     const v = victim()
     // The victim is up before the attack begins.
     while (v.ok < 5) await tick()
-    const cpu0 = cpuMs(baton.pid)
-    const rss0 = rssMiB(baton.pid)
+    // The proxy workers hold the connections (the supervisor only passes sockets on).
+    const pids = baton.workerPids()
+    const cpu = (): number => pids.reduce((n, pid) => n + cpuMs(pid), 0)
+    const rss = (): number => pids.reduce((n, pid) => n + rssMiB(pid), 0)
+    const cpu0 = cpu()
+    const rss0 = rss()
     let rssPeak = rss0
-    const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, rssMiB(baton.pid)) }, 100)
+    const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, rss()) }, 100)
     const started = performance.now()
     const flood = startProc(process.execPath, [FLOOD, String(port), kind, String(ms)])
     const line = await flood.waitLine(l => typeof l.connections === 'number', ms + 10_000)
@@ -89,7 +93,7 @@ describe('HTTP/2 floods', () => {
       frames: line.frames as number,
       lastedMs: line.lastedMs as Array<number | null>,
       goaways: line.goaways as number,
-      cpuMsPerS: (cpuMs(baton.pid) - cpu0) / elapsed,
+      cpuMsPerS: (cpu() - cpu0) / elapsed,
       rssGrowth: rssPeak - rss0,
       victim: v
     }
