@@ -349,13 +349,13 @@ const pool = z.strictObject({
 
 const poolName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'pool names use letters, digits, - and _ (at most 63, starting with a letter or digit)')
 
-/** Proxy worker processes: a count, or `auto` for one per CPU core (SPEC §6). */
+/** Proxy worker processes: a count, or `auto` for one per CPU core (README "Processes"). */
 const workers = z.union([
   z.literal('auto'),
   wholeNumber('workers').min(1, 'at least 1').max(MAX_WORKERS, `at most ${MAX_WORKERS}`)
 ], { error: 'expected a number of workers or auto' }).default(DEFAULTS.workers)
 
-/** Upgrading baton itself (SPEC §7). */
+/** Upgrading baton itself (README "Upgrading baton"). */
 const upgrade = z.strictObject({
   timeout: positiveDuration.default(DEFAULTS.upgrade.timeout),
   drainTimeout: duration.default(DEFAULTS.upgrade.drainTimeout)

@@ -41,7 +41,7 @@ export interface RouteConfig {
   pool: string
 }
 
-/** SPEC §8 `accessLog`: `stdout`, `stderr`, or a file (made absolute against the config file's folder). */
+/** `accessLog` (README "Access log"): `stdout`, `stderr`, or a file (made absolute against the config file's folder). */
 export interface AccessLogConfig { path: string }
 
 export interface ProxyConfig {

@@ -217,7 +217,7 @@ export class Controller {
     return m.startRollout({ version: req.version, env: req.env, command: req.command, image: req.image }, req.strategy ?? {}).view()
   }
 
-  /** Rolls back to the previous revision; a blue-green rollout within its scaleDownDelay switches back instead (SPEC §9). */
+  /** Rolls back to the previous revision; a blue-green rollout within its scaleDownDelay switches back instead (README "Progressive delivery"). */
   rollback (poolName: string): RolloutView {
     this.refuseWhileFrozen()
     const m = this.managed(poolName)

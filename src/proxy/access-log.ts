@@ -52,7 +52,7 @@ function countLines (bytes: Buffer): number {
 }
 
 /**
- * The access log (SPEC §8): one JSON object a line per request, written by
+ * The access log (README "Access log"): one JSON object a line per request, written by
  * sonic-boom (pino's writer) off the event loop: lines gather in a batch,
  * which goes out when full and at least once a second; the file is reopened
  * on reload (logrotate moves it, SIGHUP or `baton reload` reopens it).

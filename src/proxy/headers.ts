@@ -1,5 +1,5 @@
 /**
- * Header rewriting for both directions (SPEC, HTTP semantics): hop-by-hop
+ * Header rewriting for both directions (HTTP semantics, RFC 9110): hop-by-hop
  * headers and every header named by `Connection` stay on their hop;
  * X-Forwarded-For/-Proto/-Host are set; Host is kept. Names are lower-cased
  * only when their length could make them one of the headers we act on, so the

@@ -77,7 +77,7 @@ export interface ControllerSettings {
   stopGraceMs: number
 }
 
-// ── upgrades (SPEC §7) ────────────────────────────────────────────────────
+// ── upgrades (README "Upgrading baton") ────────────────────────────────────────────────────
 
 export type UpgradePhase = 'checking' | 'controller' | 'workers' | 'serving' | 'done' | 'failed'
 
