@@ -100,7 +100,7 @@ export class Controller {
     this.config = config
     this.link = deps.link
     this.events.setMaxListeners(0)
-    this.table = new ServingTable(this.link, config)
+    this.table = new ServingTable(this.link, config, deps.handover?.ticketKey)
     this.link.connect({ idle: id => this.table.idleReported(id), quiet: id => this.table.quietReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
     this.metrics.readFrom(() => this.instanceReadings())
   }
@@ -108,7 +108,10 @@ export class Controller {
   /** Starts (or, handed over, adopts) every pool; resolves once each can serve (or its startTimeout passed). */
   async start (): Promise<void> {
     await this.table.configure(this.config)
-    this.ticketRotation = setInterval(() => { void this.table.rotateTicketKey() }, DEFAULTS.tls.ticketKeyRotation).unref()
+    this.ticketRotation = setInterval(() => {
+      void this.table.rotateTicketKey()
+      this.deps.onState?.()
+    }, DEFAULTS.tls.ticketKeyRotation).unref()
     for (const pc of Object.values(this.config.pools)) this.addPool(pc)
     this.started = true
     await Promise.all([...this.runtimes.values()].map(async r => await r.started()))
@@ -119,7 +122,10 @@ export class Controller {
 
   /** What a next controller needs to adopt every instance (sent to the supervisor on every change). */
   snapshot (): ControllerState {
-    return { pools: [...this.runtimes.values()].flatMap(r => r.managed === undefined ? [] : [r.managed.snapshot()]) }
+    return {
+      pools: [...this.runtimes.values()].flatMap(r => r.managed === undefined ? [] : [r.managed.snapshot()]),
+      ticketKey: this.table.sessionTicketKey
+    }
   }
 
   /**

@@ -53,14 +53,18 @@ export class ServingTable {
   /** Members that left the table and have nothing in flight (reported by the data plane). */
   private readonly idle = new Set<string>()
   private readonly idleWaiters = new Map<string, Set<() => void>>()
-  private ticketKey = newTicketKey()
+  /** The TLS session ticket key every data plane shares (README "TLS"); an upgrade of baton hands it to the next controller. */
+  private ticketKey: string
   /** Members that left the table and hold only upgraded connections (reported by the data plane). */
   private readonly quiet = new Set<string>()
   private readonly quietWaiters = new Map<string, () => void>()
 
-  constructor (private readonly link: DataPlaneLink, config: Config) {
+  constructor (private readonly link: DataPlaneLink, config: Config, ticketKey = newTicketKey()) {
     this.config = config
+    this.ticketKey = ticketKey
   }
+
+  get sessionTicketKey (): string { return this.ticketKey }
 
   /**
    * Applies a config: proxy settings, routes, each pool's balancing and

@@ -66,6 +66,8 @@ export interface ControllerState {
   pools: PoolState[]
   /** The last counters of workers that drained and exited, so that /metrics totals never go down with an upgrade. */
   retiredMetrics?: MetricsJson[]
+  /** The TLS session ticket key: sessions made before an upgrade of baton resume after it. */
+  ticketKey?: string
 }
 
 /** Settings of the running config the supervisor acts on (read with the controller's code, which may be newer). */

@@ -89,12 +89,13 @@ export function startH2Load (port: number, o: { streams?: number, path?: string,
     const afterMark = marked
     for (let attempt = 0; attempt < 5; attempt++) {
       let reply: H2Reply
+      const s = current()
       try {
-        reply = await h2Request(current(), { ':path': o.path ?? '/' })
+        reply = await h2Request(s, { ':path': o.path ?? '/' })
       } catch (err) {
         const e = err as { code?: string, rstCode?: number }
         if (e.code === 'ERR_HTTP2_GOAWAY_SESSION' || e.code === 'ERR_HTTP2_INVALID_SESSION' || e.rstCode === constants.NGHTTP2_REFUSED_STREAM) {
-          session = undefined
+          if (session === s) session = undefined
           r.restarted++
           continue
         }

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { runCli, startBaton, type RunningBaton } from '../helpers/baton.js'
 import { makeCert, tempDir } from '../helpers/certs.js'
 import { h2Request, h2Session, startH2Load } from '../helpers/h2.js'
+import { tlsGet } from '../helpers/tls.js'
 import { sleep, waitFor } from '../helpers/http.js'
 import { demoConfig, getPool, startRollout, waitRollout } from '../helpers/pool.js'
 
@@ -68,9 +69,13 @@ describe('HTTP/2 sessions through changes', () => {
 
   it('an upgrade of baton: the old generation sends GOAWAY, the client moves to a new connection, 0 failed streams', async () => {
     baton = await startTlsBaton({ upgrade: { timeout: '20s', drainTimeout: '3s' } })
-    const load = startH2Load(baton.ports[0], { streams: 6 })
+    const port = baton.ports[0]
+    const load = startH2Load(port, { streams: 6 })
+    const before = await tlsGet(port, { servername: 'h2.test', path: '/', alpn: ['http/1.1'] })
     await sleep(1_000)
     const cli = await runCli(['upgrade', '--admin', baton.adminUrl])
+    // The new controller took the ticket key over: a session made before resumes.
+    const resumed = await tlsGet(port, { servername: 'h2.test', path: '/', alpn: ['http/1.1'], session: before.session })
     load.mark()
     await sleep(500)
     const result = await load.stop()
@@ -82,5 +87,6 @@ describe('HTTP/2 sessions through changes', () => {
     expect(result.goaways).toBeGreaterThanOrEqual(1)
     expect(result.sessions).toBe(result.goaways + 1)
     expect(result.afterMark.v1).toBeGreaterThan(10)
+    expect(resumed).toMatchObject({ status: 200, reused: true })
   }, 90_000)
 })
