@@ -17,33 +17,13 @@ import { ControllerError } from './errors.js'
 import { ManagedPool, type PoolEvent } from './managed-pool.js'
 import { ControllerMetrics } from './metrics.js'
 import { RolloutHistory } from './rollout-history.js'
-import { ManagedRuntime, StaticRuntime, type MemberInfo, type PoolRuntime } from './runtimes.js'
+import { ManagedRuntime, StaticRuntime, type PoolRuntime } from './runtimes.js'
 import type { ControllerState, PoolState } from '../supervisor/protocol.js'
+import { poolView, type InstanceView, type PoolView } from './pool-view.js'
 import { StaticMembers } from './static-members.js'
 import { ServingTable } from './table.js'
 
-/** An instance or server as GET /v1/pools shows it. */
-export interface InstanceView extends Omit<MemberInfo, 'startedAt'> {
-  /** Requests and upgraded connections in flight. */
-  inflight: number
-  /** Of those, upgraded connections (WebSockets). */
-  upgrades: number
-  requests: number
-  startedAt: string
-}
-
-export interface PoolView {
-  name: string
-  kind: PoolConfig['kind']
-  revision: number
-  version: string
-  size: number
-  instances: InstanceView[]
-  rollout: string | null
-  restarts?: number
-  crashLoop?: boolean
-  revisions?: Array<{ number: number, version: string, createdAt: string }>
-}
+export type { InstanceView, PoolView }
 
 /** What a rollout may change and override (the admin body, validated). */
 export interface RolloutRequest {
@@ -362,29 +342,7 @@ export class Controller {
   }
 
   private poolView (name: string, counts: Map<string, MemberCounts>): PoolView {
-    const runtime = this.runtime(name)
-    const pc = runtime.config
-    const instances = runtime.members().map(i => ({
-      ...i,
-      inflight: counts.get(i.id)?.inflight ?? 0,
-      upgrades: counts.get(i.id)?.upgrades ?? 0,
-      requests: counts.get(i.id)?.requests ?? 0,
-      startedAt: new Date(i.startedAt).toISOString()
-    }))
-    const m = runtime.managed
-    if (m === undefined) return { name, kind: pc.kind, revision: 1, version: pc.version, size: pc.size, instances, rollout: null }
-    return {
-      name,
-      kind: pc.kind,
-      revision: m.target.number,
-      version: m.target.version,
-      size: pc.size,
-      instances,
-      rollout: m.rollout?.active === true ? m.rollout.id : null,
-      restarts: m.restarts,
-      crashLoop: m.crashLooping,
-      revisions: m.revisions.map(r => ({ number: r.number, version: r.version, createdAt: r.createdAt }))
-    }
+    return poolView(name, this.runtime(name), counts)
   }
 
   private runtime (name: string): PoolRuntime {
