@@ -5,7 +5,11 @@
 // baton with its access log on, plain node http-proxy, a minimal undici
 // proxy, nginx (1 worker, upstream keep-alive) and HAProxy (1 thread), each
 // in its own process(es), started once; baton2 and nginx2 are baton and nginx
-// with 2 proxy workers each (run them unpinned: the kernel places them). Each round runs every target once per
+// with 2 proxy workers each (run them unpinned: the kernel places them).
+// baton-tls, nginx-tls, baton-h2 and nginx-h2 are baton and nginx behind a
+// TLS listener with the same certificate (made now by openssl, self-signed),
+// loaded over HTTP/1.1 by wrk and over HTTP/2 by h2load (nghttp2-client; its
+// rows are left out, with a note, when it is missing). Each round runs every target once per
 // body size (100 B and 64 KiB), in an order rotated per round: a warm-up,
 // then the measured load. The report gives each run, then per size the
 // median per target across rounds, the ratios baton's aims are stated in,
@@ -24,10 +28,12 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import {
-  BODY_100, CLK_TCK, HAPROXY, NGINX, ROOT, SIZE_PATHS, backendConnections, cpuTimes, haproxyVersion, installCleanup, loadTool, median,
-  memoryKb, nginxVersion, runLoad, setPinning, sleep, startBackend, startBaton, startHaproxy, startHttpProxy, startNginx, startUndiciProxy,
+  BODY_100, CLK_TCK, ROOT, SIZE_PATHS, backendConnections, cpuTimes, installCleanup, loadTool, median,
+  memoryKb, runLoad, setPinning, sleep, startBackend, startBaton, startHttpProxy, startUndiciProxy,
   stopAll, tempDir, waitHealthy, wrkVersion
 } from './bench/lib.mjs'
+import { HAPROXY, NGINX, haproxyVersion, nginxVersion, startHaproxy, startNginx } from './bench/nginx-haproxy.mjs'
+import { H2LOAD, h2loadVersion, makeCertificate, runH2load } from './bench/tls.mjs'
 import { report } from './bench/report.mjs'
 import { readOptions } from './lib/options.mjs'
 
@@ -37,7 +43,8 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --duration S      measured seconds per target, size and round (default 8)
   --warmup S        warm-up seconds before each measurement (default 2)
   --connections C   concurrent client connections (default 50)
-  --threads T       wrk threads (default 1; the machine has few cores)
+  --threads T       wrk and h2load threads (default 1; the machine has few cores)
+  --h2-streams M    requests in flight on each HTTP/2 connection (h2load -m; default 1, as wrk's one per connection)
   --sizes LIST      response body sizes in bytes among 100,65536 (default both)
   --backends N      backend processes every proxy balances over (default 2)
   --quick           smoke check: 1 round of 3 s, 1 s warm-up
@@ -49,7 +56,9 @@ const USAGE = `usage: node scripts/bench.mjs [options]
   --skip-build      do not rebuild baton (npx tsc) before measuring
   -h, --help        this text`
 
-const ALL_TARGETS = ['direct', 'baton', 'baton-log', 'baton2', 'http-proxy', 'undici', 'nginx', 'nginx2', 'haproxy']
+const ALL_TARGETS = ['direct', 'baton', 'baton-log', 'baton2', 'http-proxy', 'undici', 'nginx', 'nginx2', 'haproxy', 'baton-tls', 'nginx-tls', 'baton-h2', 'nginx-h2']
+/** Loaded over HTTP/2 by h2load. */
+const H2_TARGETS = new Set(['baton-h2', 'nginx-h2'])
 /** Not run unless asked for (--targets): 2-worker rows mean something only unpinned. */
 const DEFAULT_TARGETS = ALL_TARGETS.filter(t => t !== 'baton2' && t !== 'nginx2')
 
@@ -59,6 +68,7 @@ function options () {
     duration: { type: 'string' },
     connections: { type: 'string' },
     threads: { type: 'string' },
+    'h2-streams': { type: 'string' },
     sizes: { type: 'string' },
     backends: { type: 'string' },
     load: { type: 'string' },
@@ -79,6 +89,7 @@ function options () {
     warmup: num('warmup', quick ? 1 : 2, 0),
     connections: Math.round(num('connections', 50, 1)),
     threads: Math.round(num('threads', 1, 1)),
+    h2Streams: Math.round(num('h2-streams', 1, 1)),
     backends: Math.round(num('backends', 2, 1)),
     sizes,
     json: values.json,
@@ -93,10 +104,10 @@ function options () {
 
 /** One measured run of one target at one body size. */
 async function measure (target, size, backends, opts) {
-  const tool = opts.load
   const url = new URL(SIZE_PATHS[size], target.url).href
-  const load = { url, connections: opts.connections, threads: opts.threads }
-  if (opts.warmup > 0) await runLoad(tool, { ...load, seconds: opts.warmup })
+  const load = { url, connections: opts.connections, threads: opts.threads, streams: opts.h2Streams, logFile: opts.h2Log }
+  const runLoadOf = H2_TARGETS.has(target.name) ? runH2load : o => runLoad(opts.load, o)
+  if (opts.warmup > 0) await runLoadOf({ ...load, seconds: opts.warmup })
   const proxyPids = target.name === 'direct' ? [] : target.pids()
   const backendPids = backends.flatMap(b => b.pids())
   let peakRss = 0
@@ -111,7 +122,7 @@ async function measure (target, size, backends, opts) {
   // Halfway through, how the kernel spread the load's connections over baton's workers.
   const spreadTimer = target.spread === undefined ? undefined : setTimeout(() => { void target.spread().then(s => { spread = s }, () => undefined) }, opts.duration * 500)
   try {
-    result = await runLoad(tool, { ...load, seconds: opts.duration })
+    result = await runLoadOf({ ...load, seconds: opts.duration })
   } finally {
     clearInterval(sampler)
     clearTimeout(spreadTimer)
@@ -152,9 +163,18 @@ async function main () {
   const opts = options()
   if (opts.build) build()
   if (opts.pin) setPinning({ server: '0', load: '1' })
-  const missing = { nginx: !existsSync(NGINX), nginx2: !existsSync(NGINX), haproxy: !existsSync(HAPROXY) }
-  const wanted = opts.targets.filter(t => missing[t] !== true)
-  for (const t of opts.targets) if (missing[t] === true) process.stdout.write(`note: ${t} is not installed; it is left out\n`)
+  const noNginx = !existsSync(NGINX)
+  const missing = {
+    nginx: noNginx ? 'nginx is' : undefined,
+    nginx2: noNginx ? 'nginx is' : undefined,
+    'nginx-tls': noNginx ? 'nginx is' : undefined,
+    'nginx-h2': noNginx ? 'nginx is' : H2LOAD === undefined ? 'h2load (Debian package nghttp2-client) is' : undefined,
+    'baton-h2': H2LOAD === undefined ? 'h2load (Debian package nghttp2-client) is' : undefined,
+    haproxy: existsSync(HAPROXY) ? undefined : 'haproxy is'
+  }
+  const wanted = opts.targets.filter(t => missing[t] === undefined)
+  for (const t of opts.targets) if (missing[t] !== undefined) process.stdout.write(`note: ${missing[t]} not installed; ${t} is left out\n`)
+  const h2 = wanted.some(t => H2_TARGETS.has(t))
 
   const meta = {
     date: new Date().toISOString(),
@@ -163,6 +183,7 @@ async function main () {
     cpuModel: cpus()[0]?.model ?? '',
     clockTicks: CLK_TCK,
     load: opts.load === 'wrk' ? `${wrkVersion()} -t${opts.threads} -c${opts.connections} --latency` : `autocannon -c ${opts.connections}`,
+    h2load: h2 ? `${h2loadVersion()} -t${opts.threads} -c${opts.connections} -m${opts.h2Streams}` : undefined,
     nginx: wanted.some(t => t.startsWith('nginx')) ? nginxVersion() : undefined,
     haproxy: wanted.includes('haproxy') ? haproxyVersion() : undefined,
     pinned: opts.pin,
@@ -176,10 +197,12 @@ async function main () {
     batonFlags: opts.batonFlags
   }
   process.stdout.write(`baton bench: ${wanted.join(', ')}; sizes ${opts.sizes.join(', ')} B; ${opts.rounds} round(s) of ${opts.duration} s (+${opts.warmup} s warm-up); ` +
-    `${opts.connections} connections from ${meta.load}; ${opts.backends} backend(s); ${opts.pin ? 'pinned: servers on CPU 0, load on CPU 1; ' : ''}` +
+    `${opts.connections} connections from ${meta.load}${h2 ? ` (HTTP/2: ${meta.h2load})` : ''}; ${opts.backends} backend(s); ${opts.pin ? 'pinned: servers on CPU 0, load on CPU 1; ' : ''}` +
     `node ${meta.node}, ${meta.cpus} CPU(s), CLK_TCK ${CLK_TCK}\n`)
 
   const dir = tempDir('baton-bench-')
+  opts.h2Log = join(dir, 'h2load.log')
+  const cert = wanted.some(t => t.endsWith('-tls') || H2_TARGETS.has(t)) ? makeCertificate(dir) : undefined
   const targets = new Map()
   const backends = []
   try {
@@ -195,10 +218,19 @@ async function main () {
       undici: async () => await startUndiciProxy(ports),
       nginx: async () => await startNginx(ports),
       nginx2: async () => await startNginx(ports, 2),
-      haproxy: async () => await startHaproxy(ports)
+      haproxy: async () => await startHaproxy(ports),
+      'baton-tls': async () => await startBaton(ports, dir, opts.batonFlags, { name: 'baton-tls', tls: cert }),
+      'nginx-tls': async () => await startNginx(ports, 1, cert)
     }
+    // One TLS listener serves HTTP/1.1 and HTTP/2 (ALPN): the h2 rows load the same process as the TLS rows.
+    const starterOf = { 'baton-h2': 'baton-tls', 'nginx-h2': 'nginx-tls' }
+    const started = new Map()
     for (const name of wanted) {
-      const t = await starters[name]()
+      const base = starterOf[name] ?? name
+      const shared = started.get(base)
+      const t = shared === undefined ? await starters[base]() : { ...shared, stop: async () => undefined }
+      started.set(base, t)
+      t.name = name
       await waitHealthy(name, t.url, BODY_100)
       targets.set(name, t)
     }

@@ -1,22 +1,21 @@
 // Shared pieces of the benchmark (scripts/bench.mjs) and the profiler
 // (scripts/bench/profile.mjs): /proc readers for CPU and memory, CPU pinning,
 // the load generators (wrk, else autocannon) and the targets (backends, baton,
-// http-proxy, undici, nginx, HAProxy). Child processes come from
+// http-proxy, undici; nginx and HAProxy are in nginx-haproxy.mjs, TLS
+// certificates and h2load in tls.mjs). Child processes come from
 // scripts/lib/procs.mjs.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
-import { userInfo } from 'node:os'
+import https from 'node:https'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { ROOT, alive, freePort, rememberPid, sleep, spawnChild, tempDir } from '../lib/procs.mjs'
+import { ROOT, rememberPid, sleep, spawnChild } from '../lib/procs.mjs'
 
 export * from '../lib/procs.mjs'
 
 export const HERE = fileURLToPath(new URL('.', import.meta.url))
-export const NGINX = '/usr/sbin/nginx'
-export const HAPROXY = which('haproxy') ?? '/usr/sbin/haproxy'
 
 /**
  * CPU pinning (--pin): servers (proxies and backends) on one set of CPUs,
@@ -26,7 +25,7 @@ let pinning
 export function setPinning (p) { pinning = p }
 
 /** spawnChild, under taskset when pinning is on; `role` is 'server' or 'load'. */
-function spawnPinned (role, name, cmd, args, opts) {
+export function spawnPinned (role, name, cmd, args, opts) {
   if (pinning === undefined) return spawnChild(name, cmd, args, opts)
   return spawnChild(name, which('taskset') ?? 'taskset', ['-c', pinning[role], cmd, ...args], opts)
 }
@@ -106,9 +105,11 @@ export function childPids (ppid) {
 // ---------------------------------------------------------------------------
 // Network helpers.
 
+/** GET over HTTP/1.1; an https URL's certificate is not checked (the bench's is self-signed). */
 export async function httpGet (url, timeoutMs = 5_000) {
+  const tls = url.startsWith('https:')
   return await new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, res => {
+    const req = (tls ? https : http).get(url, { agent: false, timeout: timeoutMs, ...(tls ? { rejectUnauthorized: false } : {}) }, res => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', c => { body += c })
@@ -217,11 +218,13 @@ export async function backendConnections (backends) {
   return n
 }
 
-export function batonConfig (backendPorts, dir, accessLog, workers = 1) {
-  const file = join(dir, `baton-${workers}w${accessLog === undefined ? '' : '-log'}.yaml`)
+/** baton's config; `tls` ({ cert, key } files): one TLS listener (HTTP/2 by ALPN, as by default) instead of plain HTTP. */
+export function batonConfig (backendPorts, dir, accessLog, workers = 1, tls = undefined) {
+  const file = join(dir, `baton-${workers}w${accessLog === undefined ? '' : '-log'}${tls === undefined ? '' : '-tls'}.yaml`)
+  const certificates = tls === undefined ? '' : `, tls: { certificates: [{ cert: ${JSON.stringify(tls.cert)}, key: ${JSON.stringify(tls.key)} }] }`
   writeFileSync(file, [
     `workers: ${workers}`,
-    'listen: [{ port: 0, host: 127.0.0.1 }]',
+    `listen: [{ port: 0, host: 127.0.0.1${certificates} }]`,
     'admin: { listen: 127.0.0.1:0 }',
     ...(accessLog === undefined ? [] : [`accessLog: { path: ${JSON.stringify(accessLog)} }`]),
     'pools:',
@@ -234,14 +237,15 @@ export function batonConfig (backendPorts, dir, accessLog, workers = 1) {
 
 /**
  * baton from dist/, optionally with extra node flags (e.g. --cpu-prof), an
- * access log file and `o.workers` proxy workers. Its CPU is every process of
+ * access log file, `o.workers` proxy workers and `o.tls` (a TLS listener:
+ * batonConfig). Its CPU is every process of
  * it: the supervisor, the controller and the workers.
  */
 export async function startBaton (backendPorts, dir, nodeFlags = [], o = {}) {
   const cli = join(ROOT, 'dist/cli/main.js')
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build baton first (npx tsc -p tsconfig.json)`)
   const workers = o.workers ?? 1
-  const config = batonConfig(backendPorts, dir, o.accessLog, workers)
+  const config = batonConfig(backendPorts, dir, o.accessLog, workers, o.tls)
   const name = o.name ?? 'baton'
   const p = spawnPinned('server', name, process.execPath, [...nodeFlags, cli, 'start', '-c', config])
   const started = await p.waitLine(l => l?.msg === 'baton started', 30_000)
@@ -257,7 +261,7 @@ export async function startBaton (backendPorts, dir, nodeFlags = [], o = {}) {
     name,
     proc: p,
     port,
-    url: `http://127.0.0.1:${port}/`,
+    url: `${o.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}/`,
     pids,
     /** Client connections held by each worker now (Linux /proc): how the kernel spread them. */
     spread: async () => connectionsPerPid(port, await workerPids()),
@@ -299,128 +303,11 @@ async function startNodeProxy (name, file, backendPorts) {
 export const startHttpProxy = backendPorts => startNodeProxy('http-proxy', 'http-proxy.mjs', backendPorts)
 export const startUndiciProxy = backendPorts => startNodeProxy('undici', 'undici-proxy.mjs', backendPorts)
 
-export function nginxVersion () {
-  const r = spawnSync(NGINX, ['-v'], { encoding: 'utf8' })
-  const m = /nginx\/[\w.-]+/.exec(`${r.stderr ?? ''}${r.stdout ?? ''}`)
-  return m === null ? 'nginx' : m[0]
-}
-
-export function haproxyVersion () {
-  const r = spawnSync(HAPROXY, ['-v'], { encoding: 'utf8' })
-  const m = /HAProxy version ([\w.-]+)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)
-  return m === null ? 'HAProxy' : `HAProxy ${m[1]}`
-}
-
 /** "wrk 4.1.0" from `wrk --version` (which also prints its usage). */
 export function wrkVersion () {
   const r = spawnSync(which('wrk') ?? 'wrk', ['--version'], { encoding: 'utf8' })
   const m = /wrk\s+(?:\S+\/)?(\d[\w.]*)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)
   return m === null ? 'wrk' : `wrk ${m[1]}`
-}
-
-/**
- * nginx with one worker and upstream keep-alive, entirely in its own temp
- * dir (prefix, conf, pid, logs, temp paths), in the foreground, as the
- * current user. Its CPU is master + workers.
- */
-export async function startNginx (backendPorts, workers = 1) {
-  const dir = tempDir('baton-bench-nginx-')
-  const port = await freePort()
-  const me = userInfo()
-  const conf = join(dir, 'nginx.conf')
-  writeFileSync(conf, `# written by scripts/bench.mjs
-${process.getuid?.() === 0 ? `user ${me.username};\n` : ''}worker_processes ${workers};
-daemon off;
-master_process on;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 65s;
-  upstream backend {
-${backendPorts.map(p => `    server 127.0.0.1:${p};`).join('\n')}
-    keepalive 64;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-`)
-  const p = spawnPinned('server', 'nginx', NGINX, ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/error.log`])
-  const url = `http://127.0.0.1:${port}/`
-  try {
-    await waitHealthy('nginx', url, BODY_100)
-  } catch (err) {
-    let log = ''
-    try { log = readFileSync(join(dir, 'error.log'), 'utf8') } catch { /* none */ }
-    throw new Error(`${err.message}\n${p.tail()}\nerror.log:\n${log}`)
-  }
-  const pids = () => {
-    const workers = childPids(p.pid)
-    for (const w of workers) rememberPid(w)
-    return [p.pid, ...workers]
-  }
-  if (pids().length < 2) throw new Error('nginx: no worker process found')
-  return {
-    name: workers === 1 ? 'nginx' : `nginx${workers}`,
-    proc: p,
-    port,
-    url,
-    dir,
-    pids,
-    stop: async () => {
-      const workers = childPids(p.pid)
-      await p.stop('SIGTERM')
-      for (const w of workers) if (alive(w)) { try { process.kill(w, 'SIGKILL') } catch { /* gone */ } }
-    }
-  }
-}
-
-/**
- * HAProxy, one process with one thread, HTTP mode, server connections kept
- * and shared between client connections (http-reuse always), in the
- * foreground (-db).
- */
-export async function startHaproxy (backendPorts) {
-  const dir = tempDir('baton-bench-haproxy-')
-  const port = await freePort()
-  const conf = join(dir, 'haproxy.cfg')
-  writeFileSync(conf, `# written by scripts/bench.mjs
-global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 65s
-  timeout server 65s
-  timeout http-keep-alive 65s
-  option http-keep-alive
-  http-reuse always
-frontend bench
-  bind 127.0.0.1:${port}
-  default_backend backends
-backend backends
-  balance roundrobin
-${backendPorts.map((p, i) => `  server b${i} 127.0.0.1:${p}`).join('\n')}
-`)
-  const p = spawnPinned('server', 'haproxy', HAPROXY, ['-db', '-f', conf])
-  const url = `http://127.0.0.1:${port}/`
-  await waitHealthy('haproxy', url, BODY_100)
-  return { name: 'haproxy', proc: p, port, url, dir, pids: () => [p.pid], stop: () => p.stop() }
 }
 
 // ---------------------------------------------------------------------------

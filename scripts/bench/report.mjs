@@ -1,6 +1,7 @@
 // The benchmark's Markdown: a table row per run as it happens, then per body
 // size the medians, the ratios to nginx, HAProxy and http-proxy, and baton's
-// aims (issue 12) with whether each is met.
+// aims (issue 12) with whether each is met; then the TLS and HTTP/2 rows
+// against nginx over the same protocol, with the aim of issue 14.
 
 const f0 = n => n === undefined ? '-' : Math.round(n).toLocaleString('en-US')
 const f1 = n => n === undefined ? '-' : n.toFixed(1)
@@ -19,7 +20,43 @@ export const LABELS = {
   nginx: 'nginx (1 worker, upstream keepalive)',
   haproxy: 'HAProxy (1 thread, http-reuse always)',
   baton2: 'baton, 2 workers',
-  nginx2: 'nginx (2 workers, upstream keepalive)'
+  nginx2: 'nginx (2 workers, upstream keepalive)',
+  'baton-tls': 'baton, HTTP/1.1 over TLS',
+  'nginx-tls': 'nginx, HTTP/1.1 over TLS',
+  'baton-h2': 'baton, HTTP/2 over TLS',
+  'nginx-h2': 'nginx, HTTP/2 over TLS'
+}
+
+/** The TLS rows: each with the nginx row over the same protocol and the same proxy's plain-HTTP row. */
+const TLS_ROWS = {
+  'baton-tls': { nginx: 'nginx-tls', plain: 'baton' },
+  'nginx-tls': { nginx: 'nginx-tls', plain: 'nginx' },
+  'baton-h2': { nginx: 'nginx-h2', plain: 'baton' },
+  'nginx-h2': { nginx: 'nginx-h2', plain: 'nginx' }
+}
+
+/** Per size, the TLS and HTTP/2 table and, at 100 B, the aim: baton's CPU per request ≤ 1.5× nginx's over the same protocol. */
+function tlsSection (size, m, names) {
+  const header = ['target', 'req/s', '÷ nginx', 'p99 ms', 'CPU µs/req', 'CPU ÷ nginx', 'TLS adds µs/req', 'peak RSS MB', 'errors']
+  const md = ['', `### ${sizeName(size)} responses over TLS (same certificate, keep-alive connections)`, '']
+  md.push(table(header, names.map(name => {
+    const r = m[name]
+    const n = m[TLS_ROWS[name].nginx]
+    const plain = m[TLS_ROWS[name].plain]
+    const adds = r.cpuPerReq === undefined || plain?.cpuPerReq === undefined ? undefined : r.cpuPerReq - plain.cpuPerReq
+    return [
+      name.startsWith('baton') ? `**${LABELS[name]}**` : LABELS[name], f0(r.rps), fx(ratio(r.rps, n?.rps)), f2(r.p99),
+      f1(r.cpuPerReq), fx(ratio(r.cpuPerReq, n?.cpuPerReq)), f1(adds), mb(r.rssKb), f0(r.errors)
+    ]
+  })))
+  if (size !== 100) return md
+  const rows = []
+  for (const [b, n, what] of [['baton-tls', 'nginx-tls', 'HTTP/1.1'], ['baton-h2', 'nginx-h2', 'HTTP/2']]) {
+    const cpu = ratio(m[b]?.cpuPerReq, m[n]?.cpuPerReq)
+    if (cpu !== undefined) rows.push([`${what} over TLS: CPU per request ≤ 1.5× nginx's`, fx(cpu), cpu <= 1.5 ? 'yes' : 'no'])
+  }
+  if (rows.length > 0) md.push('', table([`aim at ${sizeName(size)} (issue 14)`, 'measured', 'met'], rows))
+  return md
 }
 
 /** The nginx a target is held against: the one with as many workers. */
@@ -79,7 +116,7 @@ export const report = {
   summary (meta, medians) {
     const md = []
     md.push(`Medians of ${meta.rounds} interleaved round(s), ${meta.duration} s each after ${meta.warmup} s warm-up; ` +
-      `${meta.connections} keep-alive connections from ${meta.load}; ${meta.backends} node backend(s), keep-alive; ` +
+      `${meta.connections} keep-alive connections from ${meta.load}${meta.h2load === undefined ? '' : ` (HTTP/2: ${meta.h2load})`}; ${meta.backends} node backend(s), keep-alive; ` +
       `${meta.pinned ? 'proxies and backends pinned to CPU 0, the load to CPU 1; ' : 'unpinned; '}` +
       `${meta.batonFlags.length > 0 ? `baton run with \`node ${meta.batonFlags.join(' ')}\`; ` : ''}node ${meta.node} on ${meta.cpus} CPU(s) (${meta.cpuModel.trim()})` +
       `${meta.nginx !== undefined ? `; ${meta.nginx}` : ''}${meta.haproxy !== undefined ? `; ${meta.haproxy}` : ''}. ` +
@@ -87,21 +124,29 @@ export const report = {
       'upstream conns the connections the backends accepted under load per 1,000 requests.')
     for (const size of meta.sizes) {
       const m = medians[size]
-      const names = meta.targets.filter(t => m[t] !== undefined)
-      md.push('', `### ${sizeName(size)} responses`, '')
-      // ÷ nginx: against nginx with as many workers (baton, 2 workers ÷ nginx, 2 workers).
-      const header = ['target', 'req/s', '÷ nginx', '÷ HAProxy', '÷ http-proxy', 'p99 ms', 'CPU µs/req', 'CPU ÷ nginx', 'peak RSS MB', 'upstream conns / 1,000 req']
-      md.push(table(header, names.map(name => {
-        const r = m[name]
-        return [
-          name === 'baton' ? `**${LABELS[name]}**` : LABELS[name],
-          f0(r.rps), fx(ratio(r.rps, nginxFor(name, m)?.rps)), fx(ratio(r.rps, m.haproxy?.rps)), fx(ratio(r.rps, m['http-proxy']?.rps)),
-          f2(r.p99), f1(r.cpuPerReq), fx(ratio(r.cpuPerReq, nginxFor(name, m)?.cpuPerReq)), mb(r.rssKb), f2(r.connsPer1000)
-        ]
-      })))
-      const goals = aims(size, m)
-      if (goals.length > 0) md.push('', table([`aim at ${sizeName(size)}`, 'measured', 'met'], goals))
+      const names = meta.targets.filter(t => m[t] !== undefined && TLS_ROWS[t] === undefined)
+      const tlsNames = meta.targets.filter(t => m[t] !== undefined && TLS_ROWS[t] !== undefined)
+      if (names.length > 0) md.push(...plainSection(size, m, names))
+      if (tlsNames.length > 0) md.push(...tlsSection(size, m, tlsNames))
     }
     return md.join('\n')
   }
+}
+
+/** Per size, the plain-HTTP table and the aims of issue 12. */
+function plainSection (size, m, names) {
+  const md = ['', `### ${sizeName(size)} responses`, '']
+  // ÷ nginx: against nginx with as many workers (baton, 2 workers ÷ nginx, 2 workers).
+  const header = ['target', 'req/s', '÷ nginx', '÷ HAProxy', '÷ http-proxy', 'p99 ms', 'CPU µs/req', 'CPU ÷ nginx', 'peak RSS MB', 'upstream conns / 1,000 req']
+  md.push(table(header, names.map(name => {
+    const r = m[name]
+    return [
+      name === 'baton' ? `**${LABELS[name]}**` : LABELS[name],
+      f0(r.rps), fx(ratio(r.rps, nginxFor(name, m)?.rps)), fx(ratio(r.rps, m.haproxy?.rps)), fx(ratio(r.rps, m['http-proxy']?.rps)),
+      f2(r.p99), f1(r.cpuPerReq), fx(ratio(r.cpuPerReq, nginxFor(name, m)?.cpuPerReq)), mb(r.rssKb), f2(r.connsPer1000)
+    ]
+  })))
+  const goals = aims(size, m)
+  if (goals.length > 0) md.push('', table([`aim at ${sizeName(size)}`, 'measured', 'met'], goals))
+  return md
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import type { AdminServer } from './server.js'
 
 /**
- * The live page (SPEC §10): `GET /` and its own files under `/page/`, served
+ * The live page (README "The live page"): `GET /` and its own files under `/page/`, served
  * without a token because they hold no pool data; every call the page makes
  * for data goes through the token-checked API. The files are the ones in
  * src/admin/page, copied next to this module by `npm run build`.

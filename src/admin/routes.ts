@@ -12,7 +12,7 @@ import type { TrafficEvent } from './traffic-stream.js'
 /** A comment line on the event stream this often keeps proxies and clients from timing it out. */
 const EVENTS_PING_MS = 15_000
 
-/** GET /healthz: which baton answers (SPEC §7). */
+/** GET /healthz: which baton answers (README "Upgrading baton"). */
 export interface Health {
   status: 'ok'
   /** baton's package version (of the code this controller runs). */

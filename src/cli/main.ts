@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=8
 import { existsSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
-import { ConfigError, formatProblem } from '../config/errors.js'
+import { ConfigError, formatProblem, formatWarning } from '../config/errors.js'
 import { log, setLogFields } from '../log.js'
 import { CliError } from './errors.js'
 import { registerControl } from './commands/control.js'
@@ -38,18 +38,20 @@ program
   .exitOverride()
 
 program.command('check')
-  .description('validate a config file (like nginx -t): prints ok, or every error as FILE:LINE:COL key: message')
+  .description('validate a config file (like nginx -t): prints ok, or every error as FILE:LINE:COL key: message; warnings (an expired certificate) are printed and do not fail it')
   .option('-c, --config <file>', 'config file (default ./baton.yaml, else config/baton.yaml)')
   .action(async (opts: { config?: string }) => {
     const { loadConfigFile } = await server()
     const file = opts.config ?? defaultConfigFile()
+    let warnings
     try {
-      loadConfigFile(file)
+      warnings = loadConfigFile(file).warnings
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       for (const p of err.problems) process.stdout.write(formatProblem(p) + '\n')
       process.exit(1)
     }
+    for (const w of warnings) process.stdout.write(formatWarning(w) + '\n')
     process.stdout.write('ok\n')
   })
 
@@ -67,6 +69,7 @@ program.command('start')
       for (const p of err.problems) process.stderr.write(formatProblem(p) + '\n')
       fail(`${file} has ${err.problems.length} error(s); nothing was started`)
     }
+    for (const w of config.warnings) log('warn', 'config warning', { warning: formatWarning(w) })
     if (!isLoopback(config.admin.host) && config.admin.token === undefined) {
       fail('the admin API listens off loopback without admin.token; refusing to start')
     }

@@ -50,6 +50,8 @@ export function crossCheck (raw: unknown, report: Report): void {
     report(['routes'], `is required when there are several pools (${names.join(', ')}): say which requests go to which`, { at: ['pools'], atKey: true })
   }
 
+  if (Array.isArray(root.listen)) checkListenerKinds(root.listen, report)
+
   // Listeners and the admin API must not fight over a port.
   const bound: Array<{ host: string, port: number, path: PathSegment[] }> = []
   const conflict = (host: string, port: number): (typeof bound)[number] | undefined =>
@@ -80,6 +82,24 @@ export function crossCheck (raw: unknown, report: Report): void {
       report(['admin', 'listen'], 'the admin API listens off loopback, so admin.token is required')
     }
   }
+}
+
+/** tls:, http2: and redirect: together (README "TLS"): HTTP/2 only over TLS, a redirect only in plain HTTP and only to a TLS listener. */
+function checkListenerKinds (listen: unknown[], report: Report): void {
+  const anyTls = listen.some(l => asMap(l)?.tls !== undefined)
+  listen.forEach((raw, i) => {
+    const l = asMap(raw)
+    if (l === undefined) return
+    const tls = l.tls !== undefined
+    if (l.http2 === true && !tls) {
+      report(['listen', i, 'http2'], 'HTTP/2 needs tls: on this listener (baton does not speak HTTP/2 in cleartext, h2c)', { atKey: true })
+    }
+    // Another value is the schema's to refuse.
+    if (l.redirect !== 'https') return
+    if (tls) report(['listen', i, 'redirect'], 'a redirect listener answers in plain HTTP: it cannot have tls: too', { atKey: true })
+    else if (has(l, 'http2')) report(['listen', i, 'http2'], 'a redirect listener answers in plain HTTP/1.1: http2: does not apply', { atKey: true })
+    if (!anyTls) report(['listen', i, 'redirect'], 'redirect: https needs a listener with tls: to send clients to (there is none)', { atKey: true })
+  })
 }
 
 function checkPool (name: string, raw: unknown, report: Report): void {

@@ -42,6 +42,18 @@ export const DEFAULTS = {
     /** Connections to one upstream at most; requests beyond wait (up to the connect timeout) for one to free. */
     upstreamConnections: 1024
   },
+  tls: {
+    /** Oldest TLS version a TLS listener accepts (TLSv1.2 or TLSv1.3; OpenSSL 3 refuses older ones anyway). */
+    minVersion: 'TLSv1.2' as const,
+    /**
+     * How often the controller makes a new session ticket key and publishes
+     * it to every data plane (README "TLS": Node keeps one key, so a ticket
+     * older than the last rotation costs one full handshake).
+     */
+    ticketKeyRotation: 12 * 3_600_000,
+    /** HTTP/2 streams a client may have open on one connection (nginx's http2_max_concurrent_streams). */
+    maxConcurrentStreams: 128
+  },
   pool: {
     balance: 'least-request' as const,
     version: 'v1'

@@ -1,8 +1,11 @@
-import type { Config, PoolConfig } from './types.js'
+import type { Config, ListenConfig, PoolConfig } from './types.js'
 
 /** What a reload changes, pool by pool; the caller applies it in place. */
 export interface ConfigDiff {
+  /** A listener added, removed, or changed in kind (plain, TLS, HTTP/2, redirect) or minVersion. */
   listeners: boolean
+  /** The certificate files of a TLS listener changed (what they hold: reload re-reads them). */
+  certificates: boolean
   routes: boolean
   /** Proxy settings changed. */
   proxy: boolean
@@ -27,6 +30,13 @@ function needsRollout (a: PoolConfig, b: PoolConfig): boolean {
   return a.version !== b.version || !same(runs(a), runs(b))
 }
 
+/** A listener without its certificates' contents. */
+function listenerShape (l: ListenConfig): unknown {
+  return { ...l, tls: l.tls === undefined ? undefined : { minVersion: l.tls.minVersion, certificates: l.tls.certificates.length } }
+}
+
+const certificatesOf = (c: Config): unknown => c.listen.map(l => l.tls?.certificates)
+
 export function diffConfig (a: Config, b: Config): ConfigDiff {
   const changed: ConfigDiff['changed'] = []
   for (const [name, next] of Object.entries(b.pools)) {
@@ -37,7 +47,8 @@ export function diffConfig (a: Config, b: Config): ConfigDiff {
     changed.push({ name, rollout: !replace && next.kind !== 'static' && needsRollout(prev, next), replace })
   }
   return {
-    listeners: !same(a.listen, b.listen),
+    listeners: !same(a.listen.map(listenerShape), b.listen.map(listenerShape)),
+    certificates: !same(certificatesOf(a), certificatesOf(b)),
     routes: !same(a.routes, b.routes),
     proxy: !same(a.proxy, b.proxy),
     adminListen: a.admin.host !== b.admin.host || a.admin.port !== b.admin.port,

@@ -22,3 +22,8 @@ export class ConfigError extends BatonError<'BATON_ERR_CONFIG'> {
 export function formatProblem (p: ConfigProblem): string {
   return `${p.file}:${p.line}:${p.col} ${p.path === '' ? '(root)' : p.path}: ${p.message}`
 }
+
+/** A warning (Config.warnings) as `baton check` prints it: `FILE:LINE:COL key.path: warning: message`. */
+export function formatWarning (p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.col} ${p.path === '' ? '(root)' : p.path}: warning: ${p.message}`
+}

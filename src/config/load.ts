@@ -7,7 +7,8 @@ import { ConfigError, type ConfigProblem } from './errors.js'
 import { friendlyErrors, issueMessage } from './messages.js'
 import { configSchema, type RawConfig } from './schema.js'
 import { locate, pathAt, prepare, substituteEnv, unclosedFlowStart, type PathSegment, type Substitution } from './source.js'
-import type { Config, PoolConfig } from './types.js'
+import { loadCertificates } from './tls-files.js'
+import type { CertificateConfig, Config, ListenConfig, PoolConfig } from './types.js'
 
 export { isLoopback } from './check.js'
 
@@ -40,10 +41,12 @@ export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv 
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true, logLevel: 'silent', keepSourceTokens: true })
   const problems: ConfigProblem[] = []
-  const at = (offset: number, path: PathSegment[], message: string): void => {
+  const warnings: ConfigProblem[] = []
+  const placeIn = (list: ConfigProblem[]) => (offset: number, path: PathSegment[], message: string): void => {
     const { line, col } = lineCounter.linePos(Math.max(0, Math.min(offset, text.length)))
-    problems.push({ file, line: Math.max(1, line), col: Math.max(1, col), path: path.join('.'), message })
+    list.push({ file, line: Math.max(1, line), col: Math.max(1, col), path: path.join('.'), message })
   }
+  const at = placeIn(problems)
   const fail = (): never => {
     problems.sort((a, b) => a.line - b.line || a.col - b.col)
     const seen = new Set<string>()
@@ -111,8 +114,11 @@ export function parseConfig (text: string, file: string, env: NodeJS.ProcessEnv 
     }
   }
   crossCheck(raw, report)
+  const warnAt = placeIn(warnings)
+  const certificates = loadCertificates(raw, dirname(file), report, (path, message) => warnAt(locate(doc, path), path, message))
   if (problems.length > 0 || !parsed.success) return fail()
-  return normalise(parsed.data, file)
+  warnings.sort((a, b) => a.line - b.line || a.col - b.col)
+  return normalise(parsed.data, file, certificates, warnings)
 }
 
 /** stdout and stderr as they are; a file path made absolute against the config file's folder (so reload and reopen find it whatever the working directory). */
@@ -130,7 +136,7 @@ function valueAt (root: unknown, path: PathSegment[]): { present: boolean, value
   return { present: v !== undefined, value: v }
 }
 
-function normalise (cfg: RawConfig, file: string): Config {
+function normalise (cfg: RawConfig, file: string, certificates: Map<string, CertificateConfig>, warnings: ConfigProblem[]): Config {
   // No prototype: a lookup of a pool named like an Object method (`constructor`) finds only pools.
   const pools: Record<string, PoolConfig> = Object.create(null) as Record<string, PoolConfig>
   for (const [name, p] of Object.entries(cfg.pools)) {
@@ -151,7 +157,7 @@ function normalise (cfg: RawConfig, file: string): Config {
     file,
     workers: cfg.workers,
     upgrade: { timeout: cfg.upgrade.timeout, drainTimeout: cfg.upgrade.drainTimeout },
-    listen: cfg.listen.map(l => ({ host: l.host, port: l.port })),
+    listen: cfg.listen.map((l, i) => listenConfig(l, i, certificates)),
     admin: { host: admin.host, port: admin.port, token: cfg.admin.token },
     proxy: {
       timeouts: cfg.proxy.timeouts,
@@ -164,6 +170,20 @@ function normalise (cfg: RawConfig, file: string): Config {
       pathPrefix: r.match.pathPrefix,
       pool: r.pool
     })),
-    pools
+    pools,
+    warnings
+  }
+}
+
+/** A listener as the proxy takes it: TLS with its certificates read (loadCertificates found each), HTTP/2 on by default there. */
+function listenConfig (l: RawConfig['listen'][number], i: number, certificates: Map<string, CertificateConfig>): ListenConfig {
+  if (l.tls === undefined) return l.redirect === undefined ? { host: l.host, port: l.port } : { host: l.host, port: l.port, redirect: l.redirect }
+  // A pair that did not load was reported: this config was refused before here.
+  const certs = l.tls.certificates.flatMap((_, j) => certificates.get(`${i}.${j}`) ?? [])
+  return {
+    host: l.host,
+    port: l.port,
+    tls: { certificates: certs, minVersion: l.tls.minVersion },
+    http2: l.http2 ?? true
   }
 }

@@ -138,12 +138,25 @@ const signal = z.enum(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIG
   error: 'expected a signal name: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 or SIGKILL'
 })
 
+const pemPath = z.string({ error: 'expected a path to a PEM file' }).min(1, 'expected a path to a PEM file')
+
+/** A TLS listener's certificates (README "TLS"): the files are read and checked by tls-files.ts. */
+const listenerTls = z.strictObject({
+  certificates: z.array(z.strictObject({ cert: pemPath, key: pemPath }, { error: 'expected { cert: FILE, key: FILE }' }),
+    { error: 'expected a list of { cert: FILE, key: FILE }' }).min(1, 'needs at least one certificate'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3'], { error: 'expected TLSv1.2 or TLSv1.3' }).default(DEFAULTS.tls.minVersion)
+}, { error: 'expected a map such as { certificates: [{ cert: FILE, key: FILE }] }' })
+
 const listener = z.strictObject({
   port,
   host: z.string({ error: 'expected an address such as 0.0.0.0 or 127.0.0.1' })
     .refine(isValidHost, 'expected an address such as 0.0.0.0 or 127.0.0.1')
     .transform(h => h.replace(/^\[|\]$/g, ''))
-    .default(DEFAULTS.listenHost)
+    .default(DEFAULTS.listenHost),
+  tls: listenerTls.optional(),
+  // Defaults to true on a TLS listener (normalise in load.ts); check.ts refuses it without tls.
+  http2: z.boolean({ error: 'expected true or false' }).optional(),
+  redirect: z.enum(['https'], { error: 'expected https (the only redirect baton makes)' }).optional()
 })
 
 /** host:port read into its parts, as written kept for messages. */
@@ -336,13 +349,13 @@ const pool = z.strictObject({
 
 const poolName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'pool names use letters, digits, - and _ (at most 63, starting with a letter or digit)')
 
-/** Proxy worker processes: a count, or `auto` for one per CPU core (SPEC §6). */
+/** Proxy worker processes: a count, or `auto` for one per CPU core (README "Processes"). */
 const workers = z.union([
   z.literal('auto'),
   wholeNumber('workers').min(1, 'at least 1').max(MAX_WORKERS, `at most ${MAX_WORKERS}`)
 ], { error: 'expected a number of workers or auto' }).default(DEFAULTS.workers)
 
-/** Upgrading baton itself (SPEC §7). */
+/** Upgrading baton itself (README "Upgrading baton"). */
 const upgrade = z.strictObject({
   timeout: positiveDuration.default(DEFAULTS.upgrade.timeout),
   drainTimeout: duration.default(DEFAULTS.upgrade.drainTimeout)

@@ -1,8 +1,38 @@
+import type { ConfigProblem } from './errors.js'
 import type { BlueGreenSpec, CanarySpec, DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec } from './schema.js'
 
 export type { BlueGreenSpec, CanarySpec, DockerSpec, ProcessSpec, ReadinessSpec, RolloutSpec }
 
-export interface ListenConfig { host: string, port: number }
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3'
+
+/** One certificate of a TLS listener, read from its files when the config was loaded (README "TLS"). */
+export interface CertificateConfig {
+  /** The files, absolute (made so against the config file's folder). */
+  certFile: string
+  keyFile: string
+  /** PEM text: the certificate with any chain after it, and its private key. */
+  cert: string
+  key: string
+  /** Host names SNI picks it for, lower-cased: its DNS subjectAltNames, else its subject CN; `*.example.com` matches one label. */
+  names: string[]
+}
+
+export interface TlsConfig {
+  /** SNI picks the first whose names match; the first is the default. */
+  certificates: CertificateConfig[]
+  minVersion: TlsVersion
+}
+
+export interface ListenConfig {
+  host: string
+  port: number
+  /** A TLS listener; undefined: plain HTTP. */
+  tls?: TlsConfig
+  /** HTTP/2 offered by ALPN besides HTTP/1.1: TLS listeners only (default true there), undefined on plain ones. */
+  http2?: boolean
+  /** `https`: every request is answered 308 to the https URL (the first TLS listener's port). */
+  redirect?: 'https'
+}
 
 export interface RouteConfig {
   /** Lower-cased host; `*.example.com` matches one or more labels. */
@@ -11,7 +41,7 @@ export interface RouteConfig {
   pool: string
 }
 
-/** SPEC §8 `accessLog`: `stdout`, `stderr`, or a file (made absolute against the config file's folder). */
+/** `accessLog` (README "Access log"): `stdout`, `stderr`, or a file (made absolute against the config file's folder). */
 export interface AccessLogConfig { path: string }
 
 export interface ProxyConfig {
@@ -78,4 +108,6 @@ export interface Config {
   proxy: ProxyConfig
   routes: RouteConfig[]
   pools: Record<string, PoolConfig>
+  /** What is worth saying but does not stop baton (an expired certificate): printed by `baton check`, logged by start and reload. */
+  warnings: ConfigProblem[]
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { resolveScaled } from '../config/duration.js'
+import { DEFAULTS } from '../config/defaults.js'
 import { diffConfig } from '../config/diff.js'
 import type { Config, PoolConfig, RolloutSpec } from '../config/types.js'
 import { DockerDriver } from '../driver/docker/driver.js'
@@ -16,33 +17,13 @@ import { ControllerError } from './errors.js'
 import { ManagedPool, type PoolEvent } from './managed-pool.js'
 import { ControllerMetrics } from './metrics.js'
 import { RolloutHistory } from './rollout-history.js'
-import { ManagedRuntime, StaticRuntime, type MemberInfo, type PoolRuntime } from './runtimes.js'
+import { ManagedRuntime, StaticRuntime, type PoolRuntime } from './runtimes.js'
 import type { ControllerState, PoolState } from '../supervisor/protocol.js'
+import { poolView, type InstanceView, type PoolView } from './pool-view.js'
 import { StaticMembers } from './static-members.js'
 import { ServingTable } from './table.js'
 
-/** An instance or server as GET /v1/pools shows it. */
-export interface InstanceView extends Omit<MemberInfo, 'startedAt'> {
-  /** Requests and upgraded connections in flight. */
-  inflight: number
-  /** Of those, upgraded connections (WebSockets). */
-  upgrades: number
-  requests: number
-  startedAt: string
-}
-
-export interface PoolView {
-  name: string
-  kind: PoolConfig['kind']
-  revision: number
-  version: string
-  size: number
-  instances: InstanceView[]
-  rollout: string | null
-  restarts?: number
-  crashLoop?: boolean
-  revisions?: Array<{ number: number, version: string, createdAt: string }>
-}
+export type { InstanceView, PoolView }
 
 /** What a rollout may change and override (the admin body, validated). */
 export interface RolloutRequest {
@@ -53,7 +34,12 @@ export interface RolloutRequest {
   strategy?: Partial<RolloutSpec>
 }
 
-export interface ReloadOutcome { changes: string[], rollouts: string[] }
+export interface ReloadOutcome {
+  changes: string[]
+  rollouts: string[]
+  /** The new config's warnings (an expired certificate), as `baton check` prints them. */
+  warnings?: string[]
+}
 
 export type RolloutAction = 'pause' | 'resume' | 'abort' | 'promote'
 
@@ -84,6 +70,7 @@ export class Controller {
   private readonly traffic = new Map<string, PoolTraffic>()
   private readonly table: ServingTable
   private readonly events = new EventEmitter()
+  private ticketRotation: NodeJS.Timeout | undefined
   private readonly link: DataPlaneLink
   /** Set while an upgrade of baton is under way: reads are answered, changes refused. */
   private frozenBy: string | undefined
@@ -93,7 +80,7 @@ export class Controller {
     this.config = config
     this.link = deps.link
     this.events.setMaxListeners(0)
-    this.table = new ServingTable(this.link, config)
+    this.table = new ServingTable(this.link, config, deps.handover?.ticketKey)
     this.link.connect({ idle: id => this.table.idleReported(id), quiet: id => this.table.quietReported(id), traffic: (second, seconds) => this.addTraffic(second, seconds) })
     this.metrics.readFrom(() => this.instanceReadings())
   }
@@ -101,6 +88,10 @@ export class Controller {
   /** Starts (or, handed over, adopts) every pool; resolves once each can serve (or its startTimeout passed). */
   async start (): Promise<void> {
     await this.table.configure(this.config)
+    this.ticketRotation = setInterval(() => {
+      void this.table.rotateTicketKey()
+      this.deps.onState?.()
+    }, DEFAULTS.tls.ticketKeyRotation).unref()
     for (const pc of Object.values(this.config.pools)) this.addPool(pc)
     this.started = true
     await Promise.all([...this.runtimes.values()].map(async r => await r.started()))
@@ -111,7 +102,10 @@ export class Controller {
 
   /** What a next controller needs to adopt every instance (sent to the supervisor on every change). */
   snapshot (): ControllerState {
-    return { pools: [...this.runtimes.values()].flatMap(r => r.managed === undefined ? [] : [r.managed.snapshot()]) }
+    return {
+      pools: [...this.runtimes.values()].flatMap(r => r.managed === undefined ? [] : [r.managed.snapshot()]),
+      ticketKey: this.table.sessionTicketKey
+    }
   }
 
   /**
@@ -139,6 +133,7 @@ export class Controller {
 
   /** Stops every pool's instances in the stopping order, in parallel. */
   async stop (): Promise<void> {
+    clearInterval(this.ticketRotation)
     await Promise.all([...this.runtimes.values()].map(async r => await r.close()))
   }
 
@@ -208,7 +203,7 @@ export class Controller {
     return m.startRollout({ version: req.version, env: req.env, command: req.command, image: req.image }, req.strategy ?? {}).view()
   }
 
-  /** Rolls back to the previous revision; a blue-green rollout within its scaleDownDelay switches back instead (SPEC §9). */
+  /** Rolls back to the previous revision; a blue-green rollout within its scaleDownDelay switches back instead (README "Progressive delivery"). */
   rollback (poolName: string): RolloutView {
     this.refuseWhileFrozen()
     const m = this.managed(poolName)
@@ -273,6 +268,7 @@ export class Controller {
     await this.table.configure(next)
     await this.link.reopenLogs()
     if (d.proxy) changes.push('proxy timeouts and retries applied')
+    if (d.certificates) changes.push('TLS certificates re-read: new handshakes get them, open connections keep theirs')
     for (const name of d.added) {
       void this.addPool(next.pools[name]).started()
       changes.push(`pool ${name} added`)
@@ -346,29 +342,7 @@ export class Controller {
   }
 
   private poolView (name: string, counts: Map<string, MemberCounts>): PoolView {
-    const runtime = this.runtime(name)
-    const pc = runtime.config
-    const instances = runtime.members().map(i => ({
-      ...i,
-      inflight: counts.get(i.id)?.inflight ?? 0,
-      upgrades: counts.get(i.id)?.upgrades ?? 0,
-      requests: counts.get(i.id)?.requests ?? 0,
-      startedAt: new Date(i.startedAt).toISOString()
-    }))
-    const m = runtime.managed
-    if (m === undefined) return { name, kind: pc.kind, revision: 1, version: pc.version, size: pc.size, instances, rollout: null }
-    return {
-      name,
-      kind: pc.kind,
-      revision: m.target.number,
-      version: m.target.version,
-      size: pc.size,
-      instances,
-      rollout: m.rollout?.active === true ? m.rollout.id : null,
-      restarts: m.restarts,
-      crashLoop: m.crashLooping,
-      revisions: m.revisions.map(r => ({ number: r.number, version: r.version, createdAt: r.createdAt }))
-    }
+    return poolView(name, this.runtime(name), counts)
   }
 
   private runtime (name: string): PoolRuntime {

@@ -1,4 +1,4 @@
-import type { BalanceKind, ProxyConfig, RouteConfig } from '../config/types.js'
+import type { BalanceKind, ProxyConfig, RouteConfig, TlsVersion } from '../config/types.js'
 import type { MetricsJson } from '../metrics/registry.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
 import type { DataPlane } from '../worker/data-plane.js'
@@ -61,6 +61,41 @@ export interface PoolTable {
   split?: TrafficSplit
 }
 
+/** A certificate as the data plane takes it: PEM text, never a file path (no worker reads a file). */
+export interface CertificateTable {
+  cert: string
+  key: string
+  /** Lower-cased host names SNI picks it for; `*.example.com` matches one label. */
+  names: string[]
+}
+
+/**
+ * Each listener's key, in config order: `host:port` as configured, and
+ * `host:port#N` for the Nth repeat of one (several listeners on port 0).
+ * The table and the data plane's listen() both key listeners so.
+ */
+export function listenerKeys (listeners: ReadonlyArray<{ host: string, port: number }>): string[] {
+  const seen = new Map<string, number>()
+  return listeners.map(l => {
+    const key = `${l.host}:${l.port}`
+    const n = seen.get(key) ?? 0
+    seen.set(key, n + 1)
+    return n === 0 ? key : `${key}#${n}`
+  })
+}
+
+/** One listener of the config: what kind of server the data plane opens on it, and for TLS its certificates (README "TLS"). */
+export interface ListenerTable {
+  /** See listenerKeys: the ListenSpec the data plane is asked to open has the same. */
+  key: string
+  /** TLS: SNI picks the first certificate whose names match, the first is the default. */
+  tls?: { certificates: CertificateTable[], minVersion: TlsVersion }
+  /** HTTP/2 offered by ALPN (TLS listeners only). */
+  http2: boolean
+  /** Every request gets a 308 to the https URL. */
+  redirect?: 'https'
+}
+
 /** Everything a data plane needs to route and balance, published whole. */
 export interface TableSnapshot {
   /** Grows with every publish: a data plane never applies an older one over a newer one. */
@@ -69,6 +104,14 @@ export interface TableSnapshot {
   /** In order, first match wins; routes pinned to a revision come first. */
   routes: TableRoute[]
   pools: PoolTable[]
+  /** Every listener of the config; absent, each listener is plain HTTP (a table made by hand in a test). */
+  listeners?: ListenerTable[]
+  /**
+   * The TLS session ticket key (48 bytes, base64) every data plane uses, so
+   * that a session made with one worker resumes on any other; the controller
+   * makes it and replaces it every DEFAULTS.tls.ticketKeyRotation.
+   */
+  ticketKey?: string
 }
 
 /** One member's counts in the data plane(s), summed. */

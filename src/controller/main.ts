@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import { registerRoutes, type Health } from '../admin/routes.js'
 import { AdminServer } from '../admin/server.js'
 import { diffConfig } from '../config/diff.js'
-import { ConfigError, formatProblem } from '../config/errors.js'
+import { ConfigError, formatProblem, formatWarning } from '../config/errors.js'
 import { loadConfigFile } from '../config/load.js'
 import type { Config } from '../config/types.js'
 import { workerCount } from '../config/workers.js'
@@ -133,8 +133,10 @@ class ControllerProcess {
       changes.push('listeners applied')
     }
     supervisor.send({ type: 'settings', settings: settingsOf(next) })
+    const warnings = next.warnings.map(formatWarning)
+    for (const warning of warnings) log('warn', 'config warning', { warning })
     log('info', 'config reloaded', { changes, rollouts })
-    return { changes, rollouts }
+    return warnings.length === 0 ? { changes, rollouts } : { changes, rollouts, warnings }
   }
 
   /** G6: every instance stopped in order, then this process goes. */

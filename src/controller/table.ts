@@ -1,5 +1,6 @@
-import type { Config, PoolConfig } from '../config/types.js'
-import type { DataPlaneLink, MemberCounts, PoolTable, TableMember, TableRoute, TrafficSplit } from './data-plane-link.js'
+import { randomBytes } from 'node:crypto'
+import type { Config, ListenConfig, PoolConfig } from '../config/types.js'
+import { listenerKeys, type DataPlaneLink, type ListenerTable, type MemberCounts, type PoolTable, type TableMember, type TableRoute, type TrafficSplit } from './data-plane-link.js'
 
 /** What a pool's members (instances, static servers) do with the data plane, in the order of a stop. */
 export interface PoolMembers {
@@ -52,13 +53,18 @@ export class ServingTable {
   /** Members that left the table and have nothing in flight (reported by the data plane). */
   private readonly idle = new Set<string>()
   private readonly idleWaiters = new Map<string, Set<() => void>>()
+  /** The TLS session ticket key every data plane shares (README "TLS"); an upgrade of baton hands it to the next controller. */
+  private ticketKey: string
   /** Members that left the table and hold only upgraded connections (reported by the data plane). */
   private readonly quiet = new Set<string>()
   private readonly quietWaiters = new Map<string, () => void>()
 
-  constructor (private readonly link: DataPlaneLink, config: Config) {
+  constructor (private readonly link: DataPlaneLink, config: Config, ticketKey = newTicketKey()) {
     this.config = config
+    this.ticketKey = ticketKey
   }
+
+  get sessionTicketKey (): string { return this.ticketKey }
 
   /**
    * Applies a config: proxy settings, routes, each pool's balancing and
@@ -72,6 +78,16 @@ export class ServingTable {
       if (entry === undefined) this.pools.set(pc.name, { config: pc, members: new Map() })
       else entry.config = pc
     }
+    await this.publish()
+  }
+
+  /**
+   * A new TLS session ticket key for every data plane. Node keeps one key per
+   * listener, so tickets made under the old one no longer resume: those
+   * clients make one full handshake (README "TLS").
+   */
+  async rotateTicketKey (): Promise<void> {
+    this.ticketKey = newTicketKey()
     await this.publish()
   }
 
@@ -171,6 +187,33 @@ export class ServingTable {
     }))
     // Routes pinned to a revision come first: a preview is reached whatever the config's routes say.
     const previews = [...this.pools.values()].flatMap(e => e.preview === undefined ? [] : [e.preview])
-    await this.link.publish({ version: ++this.version, proxy: this.config.proxy, routes: [...previews, ...this.config.routes], pools })
+    await this.link.publish({
+      version: ++this.version,
+      proxy: this.config.proxy,
+      routes: [...previews, ...this.config.routes],
+      pools,
+      listeners: listenerTables(this.config.listen),
+      ticketKey: this.ticketKey
+    })
+  }
+}
+
+/** 48 random bytes (key name, HMAC secret, AES key: what node:tls takes), base64 to travel as plain data. */
+function newTicketKey (): string {
+  return randomBytes(48).toString('base64')
+}
+
+/** The listeners as the data plane takes them: the certificates' PEM text, not their files. */
+function listenerTables (listen: ListenConfig[]): ListenerTable[] {
+  const keys = listenerKeys(listen)
+  return listen.map((l, i) => listenerTable(l, keys[i]))
+}
+
+function listenerTable (l: ListenConfig, key: string): ListenerTable {
+  return {
+    key,
+    tls: l.tls === undefined ? undefined : { minVersion: l.tls.minVersion, certificates: l.tls.certificates.map(c => ({ cert: c.cert, key: c.key, names: c.names })) },
+    http2: l.http2 === true,
+    redirect: l.redirect
   }
 }

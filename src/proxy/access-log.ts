@@ -15,6 +15,7 @@ declare module 'sonic-boom' {
 interface LoggedRequest {
   readonly method?: string
   readonly url?: string
+  readonly httpVersionMajor: number
   readonly httpVersionMinor: number
   readonly socket: { readonly remoteAddress?: string } | null
 }
@@ -51,7 +52,7 @@ function countLines (bytes: Buffer): number {
 }
 
 /**
- * The access log (SPEC §8): one JSON object a line per request, written by
+ * The access log (README "Access log"): one JSON object a line per request, written by
  * sonic-boom (pino's writer) off the event loop: lines gather in a batch,
  * which goes out when full and at least once a second; the file is reopened
  * on reload (logrotate moves it, SIGHUP or `baton reload` reopens it).
@@ -95,7 +96,7 @@ export class AccessLog {
     pool: string | undefined, upstream: LoggedUpstream | undefined, attempts: number, error: string | undefined): void {
     if (this.closed) return
     const line = `{"time":"${this.now()}","client":${str(req.socket?.remoteAddress)},"method":${str(req.method)},` +
-      `"host":${str(host)},"path":${str(req.url)},"protocol":"HTTP/1.${req.httpVersionMinor}","status":${status},` +
+      `"host":${str(host)},"path":${str(req.url)},"protocol":"${req.httpVersionMajor === 2 ? 'HTTP/2' : `HTTP/1.${req.httpVersionMinor}`}","status":${status},` +
       `"bytesIn":${bytesIn},"bytesOut":${bytesOut},"durationMs":${Math.round(ms * 1000) / 1000},"pool":${str(pool)},` +
       `"instance":${str(upstream?.id)},"version":${str(upstream?.version)},"attempts":${attempts},"error":${str(error)}}\n`
     // A line of n characters takes at most 3n bytes in UTF-8.

@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Metrics } from '../metrics/registry.js'
 import { Outcome } from '../metrics/traffic.js'
 import type { Connection, ResponseHandler } from '../upstream/http1/connection.js'
@@ -10,7 +11,7 @@ import type { ConnectionWaiter } from '../upstream/http1/pool.js'
 import type { Pool } from '../upstream/pool.js'
 import type { Upstream } from '../upstream/upstream.js'
 import type { AccessLog } from './access-log.js'
-import { countsAsFailure, failureStatus, REASONS, retriable, type UpstreamErrorKind } from './errors.js'
+import { countsAsFailure, failureStatus, retriable, type UpstreamErrorKind } from './errors.js'
 import { forwardedTrailers, responseFields, type RequestHead } from './headers.js'
 import { responseClosed } from './in-progress.js'
 
@@ -26,11 +27,23 @@ export interface ForwardContext {
 /**
  * What the request path uses of a client request: node:http's
  * IncomingMessage has it, and so does node:http2's compatibility request,
- * so HTTP/2 streams can go through the same Exchange.
+ * so HTTP/2 streams go through the same Exchange.
  */
-export type ClientRequest = Pick<IncomingMessage,
-  'method' | 'url' | 'rawHeaders' | 'httpVersionMinor' | 'complete' | 'socket' |
-  'on' | 'once' | 'off' | 'read' | 'resume' | 'setTimeout'>
+export interface ClientRequest {
+  readonly method?: string
+  readonly url?: string
+  readonly rawHeaders: string[]
+  readonly httpVersionMajor: number
+  readonly httpVersionMinor: number
+  readonly complete: boolean
+  readonly socket: Socket
+  on: (event: 'readable', listener: () => void) => unknown
+  once: (event: 'end', listener: () => void) => unknown
+  off: (event: 'readable' | 'timeout', listener: () => void) => unknown
+  read: () => unknown
+  resume: () => unknown
+  setTimeout: (ms: number, onTimeout?: () => void) => unknown
+}
 
 /** Everything a paused request holds, as one Buffer (null when empty). */
 function readAll (req: ClientRequest): Buffer | null {
@@ -39,12 +52,33 @@ function readAll (req: ClientRequest): Buffer | null {
   return body
 }
 
-/** What the request path uses of a client response (node:http's ServerResponse, or http2's compatibility one). */
-export type ClientResponse = Pick<ServerResponse,
-  'writeHead' | 'write' | 'end' | 'destroy' | 'on' | 'once' | 'setHeader' | 'addTrailers' | 'writeEarlyHints' |
-  'headersSent' | 'destroyed' | 'writableFinished' | 'statusCode' | 'shouldKeepAlive'>
+/**
+ * What the request path uses of a client response: node:http's
+ * ServerResponse has it, and so has node:http2's compatibility response
+ * (which has no `destroyed` and no `shouldKeepAlive`: a stream has no
+ * connection of its own to keep or close).
+ */
+export interface ClientResponse {
+  writeHead (status: number, headers: OutgoingHttpHeaders | string[]): unknown
+  write (chunk: Buffer, written?: () => void): boolean
+  end (): unknown
+  end (body: string): unknown
+  destroy (err?: Error): unknown
+  on (event: 'close', listener: () => void): unknown
+  once (event: 'drain' | 'finish' | 'close', listener: () => void): unknown
+  setHeader (name: string, value: string): unknown
+  addTrailers (fields: Record<string, string>): void
+  writeEarlyHints (hints: Record<string, string | string[]>): void
+  readonly headersSent: boolean
+  readonly destroyed?: boolean
+  readonly writableFinished: boolean
+  readonly statusCode: number
+  shouldKeepAlive?: boolean
+}
 
 const PLAIN = 'text/plain; charset=utf-8'
+/** Why an HTTP/2 stream is reset mid-response (node:http2 sends INTERNAL_ERROR for a reset with an error). */
+const CUT = new Error('the upstream response was cut')
 
 /**
  * One client request on its way through an upstream: it takes a connection
@@ -89,7 +123,9 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
     upstream: Upstream,
     private readonly req: ClientRequest,
     private readonly res: ClientResponse,
-    private readonly head: RequestHead
+    private readonly head: RequestHead,
+    /** The request target as it goes upstream: normalized (normalize-path.ts); `req.url` stays as sent, for the log. */
+    private readonly target: string
   ) {
     this.upstream = upstream
     this.method = req.method as string
@@ -130,7 +166,7 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
 
   /** The request line and head for the upstream; `framing` is the Content-Length or Transfer-Encoding line a re-framed body needs. */
   private requestLine (framing: string): string {
-    return `${this.method} ${this.req.url as string} HTTP/1.1\r\n${this.head.fields}${framing}\r\n`
+    return `${this.method} ${this.target} HTTP/1.1\r\n${this.head.fields}${framing}\r\n`
   }
 
   /** Moves body bytes from the client to the upstream while it takes them. */
@@ -229,7 +265,7 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
     if (countsAsFailure(kind)) this.pool.recordFailure(this.upstream)
     if (this.headersSent) {
       // Part of the response is out: the only honest signal left is to cut it.
-      this.res.destroy()
+      this.cut()
       this.finish(this.status, Outcome.UpstreamFailed, kind)
       return
     }
@@ -271,7 +307,7 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
         : `baton: the upstream failed (${kind})\n`
     if (!this.res.headersSent && !this.res.destroyed) {
       if (status === 503) this.res.setHeader('retry-after', '1')
-      this.res.writeHead(status, REASONS[status], { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body) })
+      this.res.writeHead(status, { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body) })
       this.res.end(body)
       this.bytesOut = Buffer.byteLength(body)
     }
@@ -286,6 +322,17 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
     const ms = performance.now() - this.started
     upstream.observe(status, ms / 1000, outcome)
     this.ctx.accessLog?.request(this.req, this.head.host, status, this.bytesIn, this.bytesOut, ms, this.pool.name, upstream, this.attempts, error)
+  }
+
+  /**
+   * Ends a response that cannot be finished: the HTTP/1.1 connection is
+   * closed; an HTTP/2 stream is reset with INTERNAL_ERROR (a reset without
+   * an error code would be NO_ERROR, which a client may take for a whole
+   * response).
+   */
+  private cut (): void {
+    if (this.req.httpVersionMajor === 2) this.res.destroy(CUT)
+    else this.res.destroy()
   }
 
   /** The oldest large chunk lent to the client socket is written: its buffer goes back for reuse. */
@@ -316,10 +363,13 @@ export class Exchange implements ResponseHandler, ConnectionWaiter {
     this.res.shouldKeepAlive = false
     if (!this.res.headersSent) {
       const body = 'baton: the request body stopped arriving\n'
-      this.res.writeHead(408, REASONS[408], { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body), connection: 'close' })
+      const headers: OutgoingHttpHeaders = { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body) }
+      // HTTP/2 forbids Connection: there the stream ends and the connection serves on.
+      if (this.req.httpVersionMajor !== 2) headers.connection = 'close'
+      this.res.writeHead(408, headers)
       this.res.end(body)
     } else {
-      this.res.destroy()
+      this.cut()
     }
     this.finish(408, Outcome.ClientAbort, 'client body timeout')
     this.abortUpstream()

@@ -1,5 +1,5 @@
 /**
- * Header rewriting for both directions (SPEC, HTTP semantics): hop-by-hop
+ * Header rewriting for both directions (HTTP semantics, RFC 9110): hop-by-hop
  * headers and every header named by `Connection` stay on their hop;
  * X-Forwarded-For/-Proto/-Host are set; Host is kept. Names are lower-cased
  * only when their length could make them one of the headers we act on, so the
@@ -38,7 +38,7 @@ export interface RequestHead {
 }
 
 /** uri-host [":" port] (RFC 3986 §3.2.2): an IP literal or a reg-name, which may be empty. */
-const VALID_HOST = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?$/
+export const VALID_HOST = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?$/
 
 const OWS = /^[ \t]+|[ \t]+$/g
 const LEADING_ZEROS = /^0+(?=\d)/
@@ -167,13 +167,19 @@ const NOT_IN_TRAILERS = new Set([
   'pragma', 'range', 'te', 'age', 'expires', 'date', 'location', 'retry-after', 'vary', 'warning'
 ])
 
-/** Trailer fields the client may be given, as [name, value] pairs for res.addTrailers; undefined when none. */
-export function forwardedTrailers (fields: readonly string[]): Array<[string, string]> | undefined {
-  let out: Array<[string, string]> | undefined
+/**
+ * Trailer fields the client may be given, as a map for res.addTrailers
+ * (node:http2's takes no list); a name sent twice gets its values joined
+ * by `, ` (RFC 9110 §5.3: Set-Cookie, the one field that cannot be, is no
+ * trailer). Undefined when none.
+ */
+export function forwardedTrailers (fields: readonly string[]): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined
   for (let i = 0; i < fields.length; i += 2) {
     const lower = fields[i].toLowerCase()
     if (NOT_IN_TRAILERS.has(lower) || HOP_BY_HOP.has(lower)) continue
-    (out ??= []).push([fields[i], fields[i + 1]])
+    out ??= Object.create(null) as Record<string, string>
+    out[lower] = out[lower] === undefined ? fields[i + 1] : `${out[lower]}, ${fields[i + 1]}`
   }
   return out
 }

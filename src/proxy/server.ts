@@ -1,33 +1,28 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { Server as NetServer, type AddressInfo, type Socket } from 'node:net'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { ListenConfig, ProxyConfig } from '../config/types.js'
+import { TLSSocket } from 'node:tls'
+import type { ProxyConfig } from '../config/types.js'
+import type { ListenerTable } from '../controller/data-plane-link.js'
 import { log } from '../log.js'
 import type { Metrics } from '../metrics/registry.js'
 import type { Pool } from '../upstream/pool.js'
 import { Outcome } from '../metrics/traffic.js'
 import { AccessLog } from './access-log.js'
-import { REASONS } from './errors.js'
-import { Exchange, type ForwardContext } from './forward.js'
+import { Exchange, type ClientRequest, type ClientResponse, type ForwardContext } from './forward.js'
+import { h2RequestHead } from './h2-head.js'
+import { H2Front } from './h2-server.js'
+import { answerClientError, inRequestTarget, MAX_HEADERS, plain, refuseRequest } from './h1-refusals.js'
 import { requestHead, type RequestHead } from './headers.js'
 import { inProgress, setLatest } from './in-progress.js'
-import { Router } from './router.js'
+import { Listeners, type ListenSpec } from './listeners.js'
+import { BadPath, normalizeTarget } from './normalize-path.js'
+import { httpsLocation } from './redirect.js'
+import { normaliseHost, type Router } from './router.js'
 import { refuse, UpgradeTunnel } from './upgrade.js'
 
-/** What a request needs to find its way; replaced whole on reload. */
-export interface RoutingTable {
-  router: Router
-  pools: ReadonlyMap<string, Pool>
-}
-
-const PLAIN = 'text/plain; charset=utf-8'
-
-/**
- * Most header lines a request may carry (Envoy's default; Apache and HAProxy
- * allow about as many): more get 431. Node would otherwise keep the first
- * 2,000 and drop the rest without a word.
- */
-const MAX_HEADERS = 100
+export type { ListenSpec }
 
 /**
  * While an old generation drains (an upgrade of baton), a keep-alive
@@ -41,10 +36,10 @@ const DRAIN_IDLE_GRACE_MS = 1_000
 /** How often a drain looks for connections that went idle. */
 const DRAIN_SWEEP_MS = 50
 
-/** A listener to open: where, and the listening socket to accept on when another process bound it (the supervisor). */
-export interface ListenSpec extends ListenConfig {
-  /** A bound socket's handle (src/supervisor/listeners.ts); without it, host:port is bound here. */
-  handle?: object
+/** What a request needs to find its way; replaced whole on reload. */
+export interface RoutingTable {
+  router: Router
+  pools: ReadonlyMap<string, Pool>
 }
 
 /** Marks a client socket whose later pipelined requests must not be forwarded. */
@@ -53,20 +48,24 @@ const TAINTED = Symbol('baton.tainted')
 const ANSWERING = Symbol('baton.answering')
 type Tainted = Socket & { [TAINTED]?: boolean, [ANSWERING]?: boolean }
 
+/** A request the request path takes: HTTP/1.x from node:http, HTTP/2 from node:http2's compatibility layer. */
+type AnyRequest = ClientRequest & { readonly url: string }
+
 /**
- * The client side: listeners, their timeouts and the request path, which is a
- * few named steps: refuse what is malformed, route, pick, forward.
+ * The client side: listeners (Listeners: plain, TLS with HTTP/2, redirect),
+ * their timeouts and the request path, which is a few named steps: refuse
+ * what is malformed, normalize the path, route, pick, forward.
  */
 export class ProxyServer {
   table: RoutingTable
   private readonly ctx: ForwardContext
-  private readonly servers = new Map<string, Server>()
+  private readonly listeners: Listeners
   private readonly tunnel: UpgradeTunnel
   private config: ProxyConfig
   private closing = false
   /** An upgrade replaced this process: answer what comes with Connection: close. */
   private draining = false
-  /** Client connections that are plain HTTP (upgraded ones leave), for shutdown. */
+  /** Client connections that are plain HTTP/1.1 (TLS ones too; upgraded ones leave), for shutdown. */
   private readonly sockets = new Set<Socket>()
 
   constructor (table: RoutingTable, config: ProxyConfig, private readonly metrics: Metrics) {
@@ -79,41 +78,22 @@ export class ProxyServer {
       accessLog: config.accessLog === undefined ? undefined : new AccessLog(config.accessLog)
     }
     this.tunnel = new UpgradeTunnel(metrics, config)
+    this.listeners = new Listeners({
+      http: redirect => this.createServer(redirect),
+      h2: () => new H2Front(this.config, this.onH2Request, this.onH2CheckContinue, () => this.metrics.clientErrors.labels('h2_reset_flood').inc()),
+      handshakeTimeout: () => this.config.timeouts.headers,
+      onHandshakeError: this.onHandshakeError
+    })
   }
 
-  /**
-   * Opens the listeners that are configured and not open yet; closes the
-   * others. A listener given with a handle accepts on that socket (shared
-   * with other processes); the key stays host:port as configured.
-   */
-  async listen (listeners: ListenSpec[]): Promise<Array<{ host: string, port: number }>> {
-    const wanted = new Map(listeners.map(l => [`${l.host}:${l.port}`, l]))
-    for (const [key, server] of this.servers) {
-      if (!wanted.has(key)) {
-        this.servers.delete(key)
-        server.close()
-        server.closeIdleConnections()
-        log('info', 'listener closed', { listener: key })
-      }
-    }
-    const opened: Array<{ host: string, port: number }> = []
-    for (const [key, l] of wanted) {
-      if (this.servers.has(key)) continue
-      const server = this.createServer()
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        const done = (): void => { server.off('error', reject); resolve() }
-        if (l.handle !== undefined) server.listen(l.handle, done)
-        else server.listen(l.port, l.host, done)
-      })
-      // Accept errors (EMFILE, ...) are logged; libuv keeps the listener going.
-      server.on('error', (err: NodeJS.ErrnoException) => log('error', 'listener error', { listener: key, code: err.code, error: err.message }))
-      const addr = server.address() as AddressInfo
-      this.servers.set(key, server)
-      opened.push({ host: l.host, port: addr.port })
-      log('info', 'listening', { host: l.host, port: addr.port })
-    }
-    return opened
+  /** The table's listeners (their kinds, TLS certificates) and session ticket key; open TLS listeners swap theirs in place. */
+  setListeners (tables: ListenerTable[], ticketKey: string | undefined): void {
+    this.listeners.setTables(tables, ticketKey)
+  }
+
+  /** Opens the listeners asked for and not open yet (or open as another kind); closes the others. */
+  async listen (specs: ListenSpec[]): Promise<Array<{ host: string, port: number }>> {
+    return await this.listeners.listen(specs)
   }
 
   /**
@@ -130,7 +110,8 @@ export class ProxyServer {
       void current?.close()
     }
     this.tunnel.config = config
-    for (const s of this.servers.values()) this.applyTimeouts(s)
+    for (const s of this.listeners.httpServers()) this.applyTimeouts(s)
+    for (const h2 of this.listeners.h2Fronts()) h2.configure(config)
   }
 
   /** Every reload (SIGHUP, POST /v1/reload) reopens the access log file: logrotate may have moved it. */
@@ -139,25 +120,21 @@ export class ProxyServer {
   }
 
   get addresses (): Array<{ host: string, port: number }> {
-    return [...this.servers.values()].map(s => {
-      const a = s.address() as AddressInfo
-      return { host: a.address, port: a.port }
-    })
+    return this.listeners.addresses
   }
 
-  /** Stops accepting; keep-alive connections close as their requests finish; the access log is written out. */
+  /**
+   * Stops accepting; keep-alive connections close as their requests finish,
+   * HTTP/2 connections get GOAWAY and their open streams finish; the access
+   * log is written out.
+   */
   async close (graceMs: number): Promise<void> {
     this.closing = true
-    const all = [...this.servers.values()]
-    this.servers.clear()
-    const closed = all.map(s => new Promise<void>(resolve => s.close(() => resolve())))
-    const sweepIdle = (): void => this.sweepIdle(all)
-    const sweep = setInterval(sweepIdle, 50)
-    sweepIdle()
-    const deadline = new Promise<void>(resolve => setTimeout(resolve, graceMs).unref())
-    await Promise.race([Promise.all(closed), deadline])
-    clearInterval(sweep)
-    for (const s of all) s.closeAllConnections()
+    await this.listeners.close(graceMs, servers => {
+      for (const s of servers) s.closeIdleConnections()
+      // Node's closeIdleConnections spares connections that never sent a request.
+      for (const socket of this.sockets) if (inProgress(socket) === undefined) socket.destroy()
+    })
     // Requests cut just now log as their responses close, a tick later.
     await new Promise(resolve => setImmediate(resolve))
     await this.ctx.accessLog?.close()
@@ -167,18 +144,15 @@ export class ProxyServer {
    * An upgrade of baton replaced this process (README "Upgrading baton"):
    * stop accepting on this process's copy of the listeners only (the socket
    * stays open in the supervisor and the new generation accepts on it);
-   * every later response carries `Connection: close`; after a grace period
-   * idle keep-alive connections are closed. Resolves once no plain HTTP
-   * connection is left, or at `timeoutMs` (then what is left is cut).
-   * Upgraded connections (WebSockets) are the data plane's to end.
+   * every later HTTP/1.1 response carries `Connection: close`, HTTP/2
+   * sessions get GOAWAY; after a grace period idle keep-alive connections
+   * are closed. Resolves once no client connection is left, or at
+   * `timeoutMs` (then what is left is cut). Upgraded connections
+   * (WebSockets) are the data plane's to end.
    */
   async drain (timeoutMs: number): Promise<void> {
     this.draining = true
-    const all = [...this.servers.values()]
-    this.servers.clear()
-    // Not http.Server#close: in Node 20 it also closes idle keep-alive
-    // connections at once, racing clients that are reusing them.
-    for (const s of all) NetServer.prototype.close.call(s)
+    const detached = this.listeners.stopAccepting()
     // A connection is closed only once it has sat idle for the grace period:
     // idle now, or idle after the answer under way (which says
     // Connection: close when its head is not out yet, ending the connection).
@@ -191,7 +165,7 @@ export class ProxyServer {
       else res.once('finish', () => idleSince.set(socket, Date.now()))
     }
     const until = now + timeoutMs
-    while (this.sockets.size > 0 && Date.now() < until) {
+    while ((this.sockets.size > 0 || detached.h2Sessions() > 0) && Date.now() < until) {
       await sleep(DRAIN_SWEEP_MS)
       const t = Date.now()
       for (const [socket, since] of idleSince) {
@@ -199,19 +173,11 @@ export class ProxyServer {
         if (inProgress(socket) === undefined && t - since >= DRAIN_IDLE_GRACE_MS) socket.destroy()
       }
     }
-    for (const s of all) s.closeAllConnections()
+    detached.cutAll()
   }
 
-  /** Plain HTTP client connections open now (upgraded ones excluded). */
-  get connections (): number { return this.sockets.size }
-
-  private sweepIdle (servers: Server[]): void {
-    for (const s of servers) s.closeIdleConnections()
-    // Node's closeIdleConnections spares connections that never sent a request.
-    for (const socket of this.sockets) if (inProgress(socket) === undefined) socket.destroy()
-  }
-
-  private createServer (): Server {
+  /** An HTTP/1.1 server on the request path (plain listeners, and behind TLS ones), or one that redirects to https. */
+  private createServer (redirect: boolean): Server {
     const t = this.config.timeouts
     const server = createServer({
       maxHeaderSize: this.config.maxHeaderSize,
@@ -224,15 +190,16 @@ export class ProxyServer {
       // not by one global request deadline.
       requestTimeout: 0,
       keepAliveTimeout: t.idle
-    }, this.onRequest)
-    // Enough to see that a request has too many (see refuseHead), no more.
+    }, redirect ? this.onRedirect : this.onRequest)
+    // Enough to see that a request has too many (see refuseRequest), no more.
     server.maxHeadersCount = MAX_HEADERS + 1
     server.on('connection', this.onConnection)
-    server.on('upgrade', this.onUpgrade)
+    // A redirect listener has no upgrade listener: Node hands an upgrade request to onRedirect like any.
+    if (!redirect) server.on('upgrade', this.onUpgrade)
     // Without a listener Node drops CONNECT silently; say why instead.
     server.on('connect', this.onConnect)
     server.on('clientError', this.onClientError)
-    server.on('checkContinue', this.onCheckContinue)
+    server.on('checkContinue', redirect ? this.onRedirect : this.onCheckContinue)
     server.on('checkExpectation', this.onCheckExpectation)
     return server
   }
@@ -251,13 +218,58 @@ export class ProxyServer {
     // the connection closes once the refusal is written.
     if (socket[TAINTED] === true) { res.shouldKeepAlive = false; return }
     if (this.closing || this.draining) res.shouldKeepAlive = false
-    const head = requestHead(req.rawHeaders, socket.remoteAddress, 'http', false)
+    const head = requestHead(req.rawHeaders, socket.remoteAddress, socket instanceof TLSSocket ? 'https' : 'http', false)
     const refusal = refuseRequest(req, head)
     if (refusal !== undefined) {
       this.badRequest(req, res, head, refusal[0], refusal[1])
       return
     }
-    const route = this.table.router.match(head.host, req.url as string)
+    this.forward(req as AnyRequest, res, head, expectsContinue)
+  }
+
+  /**
+   * An HTTP/2 stream (node:http2's compatibility request and response) is
+   * served a turn of the event loop later: frames read together are parsed
+   * together, so a stream its client reset at once (a rapid-reset attack)
+   * is closed by then and costs no upstream request.
+   */
+  private readonly onH2Request = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
+    setImmediate(this.serveH2, req, res, false)
+  }
+
+  private readonly onH2CheckContinue = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
+    setImmediate(this.serveH2, req, res, true)
+  }
+
+  /** The same path as HTTP/1.x from the head on. */
+  private readonly serveH2 = (req: Http2ServerRequest, res: Http2ServerResponse, expectsContinue: boolean): void => {
+    if (req.stream.closed) {
+      this.ctx.accessLog?.request(req, req.authority, 499, 0, 0, 0, undefined, undefined, 0, 'client closed')
+      return
+    }
+    const head = h2RequestHead(req.rawHeaders, req.socket.remoteAddress, req.stream.endAfterHeaders)
+    const message = head.malformed !== undefined
+      ? `the request has ${head.malformed}`
+      : req.method === 'CONNECT' || req.url.charCodeAt(0) !== 47 /* / */ ? 'the request target must be a path (baton is no forward proxy)' : undefined
+    if (message !== undefined) {
+      const status = head.malformed === undefined ? 400 : head.refuseStatus
+      this.metrics.clientErrors.labels(String(status)).inc()
+      this.answer(req, res, head, status, message, undefined, message)
+      return
+    }
+    this.forward(req, res, head, expectsContinue)
+  }
+
+  /** Normalize the path, route, pick an instance, forward (HTTP/1.x and HTTP/2 alike). */
+  private forward (req: AnyRequest, res: ClientResponse & { writeContinue: () => void }, head: RequestHead, expectsContinue: boolean): void {
+    // Routed, and forwarded, as normalized; logged as sent.
+    const target = normalizeTarget(req.url)
+    if (target instanceof BadPath) {
+      this.metrics.clientErrors.labels('400').inc()
+      this.answer(req, res, head, 400, target.reason, undefined, target.reason)
+      return
+    }
+    const route = this.table.router.match(head.host, target)
     const pool = route === undefined ? undefined : this.table.pools.get(route.pool)
     if (route === undefined || pool === undefined) {
       this.answer(req, res, head, 404, 'no route for this host and path', undefined, 'no route')
@@ -272,7 +284,7 @@ export class ProxyServer {
       return
     }
     if (expectsContinue) res.writeContinue()
-    new Exchange(this.ctx, pool, upstream, req, res, head).start()
+    new Exchange(this.ctx, pool, upstream, req, res, head, target).start()
   }
 
   /**
@@ -292,16 +304,35 @@ export class ProxyServer {
     this.badRequest(req, res, undefined, 417, 'the only expectation supported is 100-continue')
   }
 
+  /** A redirect listener's every request: 308 to the same host and target over https (README "TLS"). */
+  private readonly onRedirect = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket as Tainted
+    setLatest(socket, res)
+    if (socket[TAINTED] === true) { res.shouldKeepAlive = false; return }
+    if (this.closing) res.shouldKeepAlive = false
+    const head = requestHead(req.rawHeaders, socket.remoteAddress, 'http', false)
+    const host = normaliseHost(head.host)
+    const refusal = refuseRequest(req, head) ?? (host === '' ? [400, 'a redirect to https needs a host name in the Host header'] : undefined)
+    const port = this.listeners.httpsPort()
+    if (refusal !== undefined || port === undefined) {
+      this.badRequest(req, res, head, refusal?.[0] ?? 400, refusal?.[1] ?? 'no TLS listener to redirect to')
+      return
+    }
+    res.writeHead(308, { location: httpsLocation(host, port, req.url as string), 'content-length': 0 })
+    res.end()
+    this.ctx.accessLog?.request(req, head.host, 308, 0, 0, 0, undefined, undefined, 0, 'redirect to https')
+  }
+
   /** A request the parser let through but baton refuses: a 4xx (501, 505), and the connection closes (what follows it cannot be trusted). */
   private badRequest (req: IncomingMessage, res: ServerResponse, head: RequestHead | undefined, status: number, message: string): void {
     this.metrics.clientErrors.labels(String(status)).inc()
     ;(req.socket as Tainted)[TAINTED] = true
     res.shouldKeepAlive = false
-    this.answer(req, res, head, status, message, undefined, message)
+    this.answer(req as AnyRequest, res, head, status, message, undefined, message)
   }
 
   /** baton's own answer to a request (no upstream chose), logged with why. */
-  private answer (req: IncomingMessage, res: ServerResponse, head: RequestHead | undefined, status: number, message: string, pool: string | undefined, error: string): void {
+  private answer (req: AnyRequest, res: ClientResponse, head: RequestHead | undefined, status: number, message: string, pool: string | undefined, error: string): void {
     const body = `baton: ${message}\n`
     plain(res, status, body)
     this.ctx.accessLog?.request(req, head?.host, status, 0, Buffer.byteLength(body), 0, pool, undefined, 0, error)
@@ -312,23 +343,35 @@ export class ProxyServer {
     socket.once('close', () => this.sockets.delete(socket))
   }
 
+  /** A TLS handshake that failed (an old protocol version, no shared cipher, a client that left): counted, logged at debug. */
+  private readonly onHandshakeError = (err: NodeJS.ErrnoException): void => {
+    this.metrics.clientErrors.labels('tls').inc()
+    log('debug', 'TLS handshake failed', { code: err.code, error: err.message })
+  }
+
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, bytes: Buffer): void => {
     // An upgraded connection is drained with its upstream (G7), not swept as idle.
     this.sockets.delete(socket as Socket)
     socket.on('error', () => undefined)
     if ((socket as Tainted)[TAINTED] === true) { socket.end(); return }
     if (this.closing) { refuse(socket, 503, 'shutting down'); return }
-    const head = requestHead(req.rawHeaders, req.socket.remoteAddress, 'http', true)
+    const head = requestHead(req.rawHeaders, req.socket.remoteAddress, socket instanceof TLSSocket ? 'https' : 'http', true)
     const refusal = refuseRequest(req, head)
     if (refusal !== undefined) {
       this.metrics.clientErrors.labels(String(refusal[0])).inc()
       refuse(socket, refusal[0], refusal[1])
       return
     }
-    const route = this.table.router.match(head.host, req.url as string)
+    const target = normalizeTarget(req.url as string)
+    if (target instanceof BadPath) {
+      this.metrics.clientErrors.labels('400').inc()
+      refuse(socket, 400, target.reason)
+      return
+    }
+    const route = this.table.router.match(head.host, target)
     const pool = route === undefined ? undefined : this.table.pools.get(route.pool)
     if (route === undefined || pool === undefined) { refuse(socket, 404, 'no route for this host and path'); return }
-    this.tunnel.forward(pool, req, head, socket, bytes, route.revision)
+    this.tunnel.forward(pool, req, head, target, socket, bytes, route.revision)
   }
 
   private readonly onConnect = (_req: IncomingMessage, socket: Duplex): void => {
@@ -366,73 +409,6 @@ export class ProxyServer {
   }
 }
 
-/**
- * Whether a head overflow happened in the request-target (414, RFC 9112
- * §3) rather than in a header field (431). Node's parser reports the
- * overflow where the span that crossed the limit ends: the space after the
- * target, with no line ended before it in the chunk; a header value ends
- * at CR instead.
- */
-function inRequestTarget (chunk: Buffer | undefined, at: number | undefined): boolean {
-  if (chunk === undefined || at === undefined || at >= chunk.length) return false
-  return chunk[at] === 32 && chunk.subarray(0, at).indexOf(10) === -1
-}
-
-/**
- * What the parser lets through but baton refuses, before routing: a version
- * other than HTTP/1.x (Node takes `GET /` as HTTP/0.9 and `HTTP/2.0` as a
- * version), more than MAX_HEADERS header lines, a target that is not a path,
- * the Host and Transfer-Encoding faults requestHead found, an HTTP/1.1
- * request without Host, and an HTTP/1.0 one with Transfer-Encoding. Returns
- * [status, message] or undefined.
- */
-function refuseRequest (req: IncomingMessage, head: RequestHead): [number, string] | undefined {
-  if (req.httpVersionMajor !== 1) {
-    // 505 to a major version above 1, as nginx; 400 to HTTP/0.9, whose clients read no status line.
-    return req.httpVersionMajor > 1
-      ? [505, 'this is an HTTP/1.x listener; HTTP/2 is not supported here']
-      : [400, 'the request line needs an HTTP/1.x version']
-  }
-  if (req.rawHeaders.length > MAX_HEADERS * 2) return [431, `the request has more than ${MAX_HEADERS} header fields`]
-  // Absolute-form, asterisk-form and CONNECT: baton is no forward proxy.
-  if ((req.url as string).charCodeAt(0) !== 47 /* / */) return [400, 'the request target must be a path']
-  if (head.malformed !== undefined) return [head.refuseStatus, `the request has ${head.malformed}`]
-  if (head.host === undefined && req.httpVersionMinor === 1) return [400, 'an HTTP/1.1 request needs a Host header']
-  // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
-  if (head.chunked && req.httpVersionMinor === 0) return [400, 'an HTTP/1.0 request must not carry Transfer-Encoding']
-  return undefined
-}
-
-/**
- * Answers a request the parser refused, then closes the connection. Answers
- * still owed to requests pipelined before it go out first, so that no client
- * takes the 4xx for the answer to an earlier request.
- */
-function answerClientError (socket: Socket, status: number): void {
-  if (socket.destroyed) return
-  const reason = REASONS[status]
-  const body = `baton: ${reason.toLowerCase()}\n`
-  const current = inProgress(socket)
-  if (current === undefined) {
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${PLAIN}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
-    return
-  }
-  if (!current.req.complete) {
-    // The fault is in the body of the request being answered: it gets the
-    // 4xx, unless its upstream's answer has begun (then only a cut is honest).
-    if (current.headersSent) { socket.destroy(); return }
-    current.shouldKeepAlive = false
-    plain(current, status, body)
-    return
-  }
-  current.once('finish', () => answerClientError(socket, status))
-}
-
 async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
-}
-
-function plain (res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, REASONS[status], { 'content-type': PLAIN, 'content-length': Buffer.byteLength(body) })
-  res.end(body)
 }

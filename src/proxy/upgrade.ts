@@ -24,8 +24,8 @@ import { FrameBoundary, GOING_AWAY } from './ws-frames.js'
 export class UpgradeTunnel {
   constructor (private readonly metrics: Metrics, public config: ProxyConfig) {}
 
-  /** `revision`: the revision a pinned route sends to (0: the pool's own choice, see Pool.choose). */
-  forward (pool: Pool, req: IncomingMessage, head: RequestHead, socket: Duplex, bytes: Buffer, revision = 0): void {
+  /** `target`: the normalized request target (normalize-path.ts) the upstream receives; `revision`: the revision a pinned route sends to (0: the pool's own choice, see Pool.choose). */
+  forward (pool: Pool, req: IncomingMessage, head: RequestHead, target: string, socket: Duplex, bytes: Buffer, revision = 0): void {
     if (req.method !== 'GET' || !/^websocket$/i.test(req.headers.upgrade ?? '')) {
       refuse(socket, 400, 'only WebSocket upgrades are proxied')
       return
@@ -41,7 +41,7 @@ export class UpgradeTunnel {
       refuse(socket, 503, `no instance of pool ${pool.name} is available`)
       return
     }
-    new UpgradeExchange(this, pool, req, fieldList(head.fields), socket as Socket, bytes).start(upstream)
+    new UpgradeExchange(this, pool, req, target, fieldList(head.fields), socket as Socket, bytes).start(upstream)
   }
 
   upstreamError (pool: Pool, upstream: Upstream, kind: UpstreamErrorKind): void {
@@ -73,6 +73,7 @@ class UpgradeExchange {
     private readonly tunnel: UpgradeTunnel,
     private readonly pool: Pool,
     private readonly req: IncomingMessage,
+    private readonly target: string,
     private readonly headers: string[],
     private readonly socket: Socket,
     private readonly head: Buffer
@@ -90,7 +91,7 @@ class UpgradeExchange {
       host: upstream.host,
       port: upstream.port,
       method: 'GET',
-      path: this.req.url,
+      path: this.target,
       headers: this.headers,
       agent: false,
       setHost: false

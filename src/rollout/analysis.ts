@@ -2,7 +2,7 @@ import { addInto, emptyCounts, type PoolSecond } from '../metrics/timeline.js'
 import { quantile, Slot, type SecondCounts } from '../metrics/traffic.js'
 
 /**
- * A canary step's analysis (SPEC §9), as a pure function of the pool's
+ * A canary step's analysis (README "Progressive delivery"), as a pure function of the pool's
  * per-second traffic over the step: baton's own numbers of each revision,
  * judged against the config's limits. No clock, no I/O: the managed pool
  * hands it the seconds of the step's window and records what it says.

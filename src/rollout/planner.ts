@@ -266,7 +266,7 @@ function planRest (input: PlanInput): Plan {
 }
 
 /**
- * A canary (SPEC §9): for each step, enough new instances for its weight
+ * A canary (README "Progressive delivery"): for each step, enough new instances for its weight
  * (at least one) beside the whole old set; once they serve, the step's
  * weight of requests goes to the new revision, whatever the instance
  * counts; its pause ends in an analysis (or waits for resume). After the
@@ -308,7 +308,7 @@ export const planCanary: Planner = (input) => {
 }
 
 /**
- * Blue-green (SPEC §9): a whole new set beside the old one, ready and soaked
+ * Blue-green (README "Progressive delivery"): a whole new set beside the old one, ready and soaked
  * for minReady (the preview window), then every new request switches to it
  * at once; the old set stays ready for scaleDownDelay (a rollback within it
  * switches back at once), then drains and stops.

@@ -227,6 +227,7 @@ export class Rollout {
     if (st === undefined || st.step > 0) return
     Object.assign(st, { step: 1, stepAt: now })
     this.progressAt = now
+    this.note(`switching: the new set is ready; the table that sends every new request to ${this.toLabel} goes to the proxy workers`)
   }
 
   /** Blue-green: every data plane applied the switch; scaleDownDelay counts from here. */

@@ -52,7 +52,7 @@ export class ListenError extends BatonError<'BATON_ERR_LISTEN'> {
 }
 
 /** Binds host:port (a host name is resolved first, as `server.listen` would); throws ListenError. */
-export async function bindListener (host: string, port: number): Promise<BoundListener> {
+export async function bindListener (host: string, port: number, key = listenerKey(host, port)): Promise<BoundListener> {
   let address = host
   if (net.isIP(host) === 0) {
     try {
@@ -69,7 +69,7 @@ export async function bindListener (host: string, port: number): Promise<BoundLi
     h.close()
     throw new ListenError(err !== 0 ? getSystemErrorName(err) : 'no port', host, port)
   }
-  return { key: listenerKey(host, port), host, port: out.port, handle: h }
+  return { key, host, port: out.port, handle: h }
 }
 
 export function listenerKey (host: string, port: number): string {

@@ -66,6 +66,8 @@ export interface ControllerState {
   pools: PoolState[]
   /** The last counters of workers that drained and exited, so that /metrics totals never go down with an upgrade. */
   retiredMetrics?: MetricsJson[]
+  /** The TLS session ticket key: sessions made before an upgrade of baton resume after it. */
+  ticketKey?: string
 }
 
 /** Settings of the running config the supervisor acts on (read with the controller's code, which may be newer). */
@@ -77,7 +79,7 @@ export interface ControllerSettings {
   stopGraceMs: number
 }
 
-// ── upgrades (SPEC §7) ────────────────────────────────────────────────────
+// ── upgrades (README "Upgrading baton") ────────────────────────────────────────────────────
 
 export type UpgradePhase = 'checking' | 'controller' | 'workers' | 'serving' | 'done' | 'failed'
 

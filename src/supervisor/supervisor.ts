@@ -4,7 +4,8 @@ import type { TableSnapshot } from '../controller/data-plane-link.js'
 import { log } from '../log.js'
 import { ControllerProc, describeExit, WorkerProc, type ChildExit } from './children.js'
 import { InstanceRegistry } from './instances.js'
-import { bindListener, listenerKey, type BoundListener } from './listeners.js'
+import { listenerKeys } from '../controller/data-plane-link.js'
+import { bindListener, type BoundListener } from './listeners.js'
 import type { ControllerInit, ControllerSettings, ControllerState, ProcessesView, UpgradeStatus, WorkerCommand, WorkerInfo, WorkerReport } from './protocol.js'
 import { StateFile } from './state-file.js'
 import { UpgradeError, Upgrader } from './upgrade.js'
@@ -72,8 +73,9 @@ export class Supervisor {
   async start (): Promise<StartedAddresses> {
     await new StateFile(this.config.file).stopLeftovers()
     this.admin = await bindListener(this.config.admin.host, this.config.admin.port)
-    for (const l of this.config.listen) {
-      const b = await bindListener(l.host, l.port)
+    const keys = listenerKeys(this.config.listen)
+    for (const [i, l] of this.config.listen.entries()) {
+      const b = await bindListener(l.host, l.port, keys[i])
       this.listeners.set(b.key, b)
     }
     // The first controller serves from the start: there is nothing to take over.
@@ -255,10 +257,11 @@ export class Supervisor {
 
   /** A reload changed `listen:`: new sockets are bound and handed to every worker; removed ones close. */
   async setListeners (listen: ListenConfig[]): Promise<Array<{ host: string, port: number }>> {
-    const wanted = new Map(listen.map(l => [listenerKey(l.host, l.port), l]))
+    const keys = listenerKeys(listen)
+    const wanted = new Map(listen.map((l, i) => [keys[i], l]))
     const added: BoundListener[] = []
     try {
-      for (const [key, l] of wanted) if (!this.listeners.has(key)) added.push(await bindListener(l.host, l.port))
+      for (const [key, l] of wanted) if (!this.listeners.has(key)) added.push(await bindListener(l.host, l.port, key))
     } catch (err) {
       for (const b of added) b.handle.close()
       throw err

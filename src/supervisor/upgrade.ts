@@ -39,7 +39,7 @@ interface Run {
 }
 
 /**
- * Upgrading baton itself (README "Upgrading baton", SPEC §7), a state machine
+ * Upgrading baton itself (README "Upgrading baton"), a state machine
  * run by the supervisor: checking → controller (a controller of the code on
  * disk adopts every instance) → workers (new workers accept on the same
  * sockets) → serving (the old workers drain, the old controller retires)

@@ -47,6 +47,8 @@ export class DataPlane {
   private applied = 0
   private proxyConfig: ProxyConfig
   private routes: TableRoute[] = []
+  /** The listeners and ticket key of the last table applied, as JSON (compared, not re-applied, when unchanged). */
+  private listenersJson = ''
   private reports: DataPlaneReports | undefined
   private ticker: NodeJS.Timeout | undefined
 
@@ -62,6 +64,7 @@ export class DataPlane {
     this.startTicker()
   }
 
+  /** Opens the listeners, each of the kind the last table says (plain, TLS, redirect): apply a table first. */
   async listen (listeners: ListenSpec[]): Promise<Array<{ host: string, port: number }>> {
     return await this.proxy.listen(listeners)
   }
@@ -101,6 +104,11 @@ export class DataPlane {
       pool.setMembers([], 0, now)
       pool.close()
       this.pools.delete(name)
+    }
+    const listeners = JSON.stringify([t.listeners, t.ticketKey])
+    if (listeners !== this.listenersJson) {
+      this.listenersJson = listeners
+      this.proxy.setListeners(t.listeners ?? [], t.ticketKey)
     }
     if (JSON.stringify(t.routes) !== JSON.stringify(this.routes)) {
       this.routes = t.routes

@@ -47,7 +47,7 @@ supervisor.on('listener', ({ listener }, handle) => {
 supervisor.on('listen', ({ keys }) => {
   const specs = keys.flatMap(k => {
     const s = sockets.get(k)
-    return s === undefined ? [] : [{ host: s.listener.host, port: Number(k.slice(k.lastIndexOf(':') + 1)), handle: s.handle }]
+    return s === undefined ? [] : [{ host: s.listener.host, port: configuredPort(k), handle: s.handle }]
   })
   dataPlane().listen(specs).then(() => {
     for (const k of [...sockets.keys()]) if (!keys.includes(k)) sockets.delete(k)
@@ -113,3 +113,8 @@ process.on('SIGINT', () => undefined)
 process.on('SIGTERM', () => undefined)
 process.on('SIGHUP', () => undefined)
 process.on('SIGUSR2', () => undefined)
+
+/** The configured port of a listener key, `host:port` or `host:port#N` (see listenerKeys). */
+function configuredPort (key: string): number {
+  return Number(/:(\d+)(?:#\d+)?$/.exec(key)?.[1])
+}

@@ -190,3 +190,10 @@ export function config (pools: Record<string, object>, extra: Record<string, unk
     pools
   }
 }
+
+/** User + system CPU time of a process so far, in ms (Linux /proc; clock ticks at 100 Hz). */
+export function cpuMs (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}

@@ -101,9 +101,12 @@ describe('routing', () => {
     expect(await routed('[::1]', '/nope')).toBe(404)
   })
 
-  it('does not normalise or strip the path it forwards', async () => {
-    for (const path of ['/v1/a//b', '/v1/%7Euser?x=%20y&z', '/v1/a;b=c', '/v1?']) {
+  it('does not strip the path it forwards, nor merge slashes or decode reserved escapes', async () => {
+    for (const path of ['/v1/a//b', '/v1/a%20b?x=%20y&z', '/v1/a;b=c', '/v1?', '/v1/a%2Fb']) {
       expect(await routed('other.test', path)).toBe('v1')
     }
+    // Escapes of unreserved characters are decoded (SPEC §8; route-bypass.test.ts has the rest).
+    const r = await send(`${baton.url}/v1/%7Euser?x=%7E`, { headers: { host: 'other.test' } })
+    expect(JSON.parse(r.text)).toMatchObject({ name: 'v1', url: '/v1/~user?x=%7E' })
   })
 })

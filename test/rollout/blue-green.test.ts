@@ -48,19 +48,21 @@ describe('blue-green', () => {
     const done = await waitRollout(baton.adminUrl, r.id)
     const result = await load.stop()
     rec.close()
-    const switchAt = Date.parse(present(done.events.find(e => e.message.startsWith('switched'))?.at, 'the switch'))
+    // The switch takes from the controller's decision until every proxy worker applied the table.
+    const switchingAt = Date.parse(present(done.events.find(e => e.message.startsWith('switching'))?.at, 'the switch decided'))
+    const switchAt = Date.parse(present(done.events.find(e => e.message.startsWith('switched'))?.at, 'the switch applied'))
     const v1 = answers.filter(a => a.version === 'v1')
     const v2 = answers.filter(a => a.version === 'v2')
     const v1After = v1.filter(a => a.sentAt > switchAt).length
-    const v2Before = v2.filter(a => a.endedAt < switchAt).length
+    const v2Before = v2.filter(a => a.endedAt < switchingAt).length
     const drains = rec.events.filter(e => e.type === 'instance' && e.data.version === 'v1' && e.data.state === 'draining').map(e => e.at)
-    console.log(`blue-green: ${result.sent} requests, ${result.failed} failed; ${v1.length} v1 / ${v2.length} v2; v2 before the switch ${v2Before}, v1 sent after it ${v1After}; old set drained ${Math.min(...drains) - switchAt} ms after the switch, rollout done ${Date.parse(present(done.finishedAt)) - switchAt} ms after it`)
+    console.log(`blue-green: ${result.sent} requests, ${result.failed} failed; ${v1.length} v1 / ${v2.length} v2; v2 before the switch ${v2Before}, v1 sent after it ${v1After}; the switch took ${switchAt - switchingAt} ms to apply; old set drained ${Math.min(...drains) - switchAt} ms after the switch, rollout done ${Date.parse(present(done.finishedAt)) - switchAt} ms after it`)
 
     expect(done.status, JSON.stringify(done.events)).toBe('succeeded')
     expect(result.failed).toBe(0)
     expect(v1.length).toBeGreaterThan(100)
     expect(v2.length).toBeGreaterThan(100)
-    // No request reached the new set before the switch, none the old one after it (in flight at the switch excepted).
+    // No request reached the new set before the switch began, none the old one after it was applied (in flight then excepted).
     expect(v2Before).toBe(0)
     expect(v1After).toBe(0)
     // The old set stayed ready for scaleDownDelay, then drained and stopped.

@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * The live page (SPEC §10): asks for the admin token when baton has one,
+ * The live page (README "The live page"): asks for the admin token when baton has one,
  * then shows every pool from GET /v1/pools, refreshed once a second and at
  * once on every instance or rollout event from GET /v1/events, and each
  * pool's traffic from the stream's `traffic` events (the minutes before the

@@ -224,7 +224,7 @@ export class PoolView {
     this.buttons.abort.disabled = !(active && r?.direction !== 'back')
     this.buttons.promote.hidden = r?.strategy !== 'canary'
     this.buttons.promote.disabled = !(active && r?.direction !== 'back')
-    // Shown once there is a revision to go back to; blue-green takes it during scaleDownDelay (SPEC §9).
+    // Shown once there is a revision to go back to; blue-green takes it during scaleDownDelay (README "Progressive delivery").
     this.buttons.rollback.hidden = (this.pool?.revisions?.length ?? 0) < 2
     this.buttons.rollback.disabled = active && r?.strategy !== 'blueGreen'
   }
@@ -313,7 +313,7 @@ export class PoolView {
 }
 
 /**
- * The canary analysis (SPEC §9), when the rollout has one: a row per
+ * The canary analysis (README "Progressive delivery"), when the rollout has one: a row per
  * judgement (a step that waited for traffic has two) with its verdict and
  * reason, and each revision's numbers over the step's window.
  * @param {StepAnalysis[] | undefined} analysis

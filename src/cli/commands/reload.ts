@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { AdminClient, withAdminOption, type ClientOptions } from '../client.js'
 
-interface ReloadAnswer { changes?: string[], rollouts?: string[] }
+interface ReloadAnswer { changes?: string[], rollouts?: string[], warnings?: string[] }
 
 export function registerReload (program: Command): void {
   withAdminOption(program.command('reload')
@@ -17,5 +17,7 @@ export function registerReload (program: Command): void {
       const changes = Array.isArray((answer as ReloadAnswer)?.changes) ? (answer as ReloadAnswer).changes as string[] : []
       process.stdout.write(changes.length === 0 ? 'config reloaded: nothing changed\n' : 'config reloaded:\n')
       for (const c of changes) process.stdout.write(`  ${c}\n`)
+      const warnings = (answer as ReloadAnswer)?.warnings
+      if (Array.isArray(warnings)) for (const w of warnings) process.stdout.write(`${String(w)}\n`)
     })
 }

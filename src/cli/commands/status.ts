@@ -51,7 +51,7 @@ export function registerStatus (program: Command): void {
           : await client.call<RolloutView>('status', 'GET', `/v1/rollouts/${enc(p.rollout)}`).catch(() => undefined)
         process.stdout.write(summary(p, rollout))
       }
-      // Which baton answered (SPEC §7): an upgrade of baton changes the generation.
+      // Which baton answered (README "Upgrading baton"): an upgrade of baton changes the generation.
       const h = await client.call<{ version?: string, generation?: number, pid?: number }>('status', 'GET', '/healthz').catch(() => undefined)
       if (h?.version !== undefined) process.stdout.write(`baton ${h.version}, generation ${String(h.generation)} (controller pid ${String(h.pid)})\n`)
     })

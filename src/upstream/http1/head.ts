@@ -7,7 +7,7 @@
 
 /**
  * Fields that describe one hop and are never passed on (RFC 9110 §7.6.1, and
- * the list of SPEC §5). HTTP2-Settings belongs to an h2c upgrade.
+ * the HTTP row of README "What it guarantees"). HTTP2-Settings belongs to an h2c upgrade.
  */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'])
 
