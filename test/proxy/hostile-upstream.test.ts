@@ -194,21 +194,24 @@ describe('connections to a well-behaved upstream', () => {
     up.scripts.set('/hint/2', (_req, socket) => socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: 2\r\n\r\nok'))
     up.scripts.set('/hint/5', (_req, socket) => socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok'))
     up.scripts.set('/hint/1', (_req, socket) => socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok'))
+    // One client connection, so one proxy worker and its upstream connections, whatever the worker count.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
     // timeout=1: a second's margin leaves nothing; the connection closes at once.
-    await send(`${baton.url}/hint/1`)
+    await send(`${baton.url}/hint/1`, { agent })
     await within(connOf('/hint/1').closed, 1_000, 'baton closing a connection whose upstream keeps it 1 s')
     // timeout=2: reusable for 1 s. After 1.3 s, a new connection; the old one is closed by then.
-    await send(`${baton.url}/hint/2`)
+    await send(`${baton.url}/hint/2`, { agent })
     const first = connOf('/hint/2')
     await new Promise(resolve => setTimeout(resolve, 1_300))
-    await send(`${baton.url}/hint/5`)
+    await send(`${baton.url}/hint/5`, { agent })
     expect(connOf('/hint/5').id).not.toBe(first.id)
     await within(first.closed, 2_000, 'baton closing an idle connection past its hint')
     // timeout=5: still reused 1.3 s later.
     const fiveSeconds = connOf('/hint/5')
     await new Promise(resolve => setTimeout(resolve, 1_300))
-    await send(`${baton.url}/after-hint`)
+    await send(`${baton.url}/after-hint`, { agent })
     expect(connOf('/after-hint').id).toBe(fiveSeconds.id)
+    agent.destroy()
   })
 
   it('a client that leaves mid-download: a short rest of the response is read and dropped, and the connection kept', async () => {

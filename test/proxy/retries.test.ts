@@ -118,7 +118,10 @@ describe('retries: 0', () => {
 
   it('lets a refused connection surface as 502', async () => {
     const replies: Reply[] = []
-    for (let i = 0; i < 4; i++) replies.push(await send(`${baton.url}/echo`))
+    // One client connection, so one proxy worker and its round-robin, whatever the worker count.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    for (let i = 0; i < 4; i++) replies.push(await send(`${baton.url}/echo`, { agent }))
+    agent.destroy()
     expect(replies.map(r => r.status).sort()).toEqual([200, 200, 502, 502])
     expect(replies.find(r => r.status === 502)?.text).toBe('baton: the upstream failed (refused)\n')
     expect(await metric(baton.adminUrl, 'baton_retries_total', { pool: 'web' })).toBe(0)
