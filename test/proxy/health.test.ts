@@ -69,7 +69,10 @@ describe('active health checks (readiness)', () => {
   it('puts a server in once it becomes ready', async () => {
     await fetch(`http://${b.address}/admin/ready`)
     await waitFor(async () => await stateOf(b.address) === 'serving', 5_000)
-    expect(await whoami(baton.url, 20)).toEqual({ a: 10, b: 10 })
+    // On one client connection: one proxy worker's round-robin, whatever the worker count.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    expect(await whoami(baton.url, 20, agent)).toEqual({ a: 10, b: 10 })
+    agent.destroy()
   })
 
   it('takes a server out once it turns unready, with no failed request meanwhile', async () => {

@@ -1,6 +1,6 @@
 import { Agent } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startBaton, type RunningBaton } from '../helpers/baton.js'
+import { startBaton, TEST_WORKERS, type RunningBaton } from '../helpers/baton.js'
 import { config, metric, raw, send, waitFor, type Reply } from '../helpers/http.js'
 import { OK, rawUpstream, within, type RawConnection, type RawUpstream } from '../helpers/raw-upstream.js'
 
@@ -184,7 +184,8 @@ describe('connections to a well-behaved upstream', () => {
       console.log(`steady load: ${n} requests with 10 clients, ${up.connections.length - opened} new upstream connections (${open} open before)`)
       expect(n).toBeGreaterThan(100)
       expect(up.connections.length - opened).toBe(0)
-      expect(open).toBeLessThanOrEqual(10)
+      // One per client connection at most, and another worker may still hold an idle one from before.
+      expect(open).toBeLessThanOrEqual(10 + (TEST_WORKERS ?? 1) - 1)
     } finally {
       agent.destroy()
     }
