@@ -14,25 +14,15 @@
 import type { ListenConfig, UpgradeConfig } from '../config/types.js'
 import type { MemberCounts, TableSnapshot } from '../controller/data-plane-link.js'
 import type { Revision } from '../driver/types.js'
+import type { ProcessLaunch } from '../driver/process.js'
 import type { MetricsJson } from '../metrics/registry.js'
 import type { TrafficSecond } from '../metrics/traffic.js'
 import type { Endpoint } from './channel.js'
 
 // ── app instances, which the supervisor runs for the controller ──────────
 
-export interface SpawnRequest {
-  pool: string
-  id: string
-  version: string
-  revision: number
-  /** specKey() of its revision: how a later controller tells what it runs. */
-  specKey: string
-  argv: string[]
-  cwd: string
-  /** Added to the supervisor's own environment. */
-  env: Record<string, string>
-  port: number
-}
+/** What the controller asks the supervisor to run: exactly the process driver's launch (specKey tells a later controller what it runs). */
+export type SpawnRequest = ProcessLaunch
 
 /** A running instance as the supervisor knows it. */
 export interface InstanceRecord extends Omit<SpawnRequest, 'argv' | 'cwd' | 'env'> {
